@@ -1,0 +1,72 @@
+//! `aws_role_arn`: STS `AssumeRole` layered on the chosen base source. Each call is signed with
+//! the base source's *current* credentials (its own cache, refreshed on its own schedule), never
+//! with earlier assumed credentials; the assumed credentials live in a separate cache. When STS
+//! says the base credentials expired or are unknown, the base is invalidated and the call is made
+//! once more with fresh base credentials.
+
+use super::cache::{CachedSource, Fetch};
+use super::sts::{AssumeRoleParams, Sts};
+use super::web_identity::default_session_name;
+use super::{ChainContext, CredentialSource, CredentialsError, CredsFuture, Selection};
+use aws_credential_types::Credentials;
+use std::sync::Arc;
+
+struct AssumeRole {
+    base: Arc<dyn CredentialSource>,
+    sts: Sts,
+    params: AssumeRoleParams,
+    provider: String,
+}
+
+impl AssumeRole {
+    async fn run(&self) -> Result<Credentials, CredentialsError> {
+        let mut retried = false;
+        loop {
+            let base = self.base.get().await.map_err(|e| CredentialsError::Provider {
+                provider: self.provider.clone(),
+                message: format!("the base credentials are not available: {e}"),
+            })?;
+            match self.sts.assume_role(&base, &self.params).await {
+                Ok(c) => return Ok(c),
+                Err(e) if e.is_bad_caller_credentials() && !retried => {
+                    retried = true;
+                    self.base.invalidate();
+                }
+                Err(e) => return Err(CredentialsError::Provider { provider: self.provider.clone(), message: e.to_string() }),
+            }
+        }
+    }
+}
+
+impl Fetch for AssumeRole {
+    fn fetch(&self) -> CredsFuture<'_> {
+        Box::pin(self.run())
+    }
+    fn shutdown(&self) {
+        self.base.shutdown();
+    }
+}
+
+/// Wraps `base` with `sts:AssumeRole` into `role_arn` (the `aws_*` properties of the context).
+pub(crate) fn layer(ctx: &ChainContext, base: Selection, role_arn: &str) -> Result<Selection, CredentialsError> {
+    let provider = format!("assume-role:{role_arn}");
+    let sts = Sts::new(ctx, &provider)?;
+    let params = AssumeRoleParams {
+        role_arn: role_arn.to_string(),
+        session_name: ctx.aws.role_session_name.clone().unwrap_or_else(default_session_name),
+        external_id: ctx.aws.external_id.clone(),
+        duration_seconds: Some(3600),
+    };
+    let reason = format!(
+        "aws_role_arn is set: sts:AssumeRole into {role_arn} (session '{}'{}) at {} ({}; proxy: {}), signed with the credentials of '{}', chosen because {}",
+        params.session_name,
+        if params.external_id.is_some() { ", with aws_external_id" } else { "" },
+        crate::http::proxy::redact_url(&sts.endpoint().url),
+        sts.endpoint().origin,
+        ctx.proxy.describe(&sts.endpoint().url),
+        base.source.name(),
+        base.reason
+    );
+    let fetcher = AssumeRole { base: base.source, sts, params, provider: provider.clone() };
+    Ok(Selection { source: Arc::new(CachedSource::new(provider, Box::new(fetcher), ctx.log.clone())), reason })
+}

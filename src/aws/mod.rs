@@ -1,0 +1,3 @@
+//! AWS pieces: credentials (providers, chain, refresh) and SigV4 signing.
+pub mod credentials;
+pub mod signing;

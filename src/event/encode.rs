@@ -1,0 +1,746 @@
+//! Transcoding records straight from msgpack to the body format (no intermediate tree).
+//!
+//! # Output
+//!
+//! * **JSON formats** (`json_lines`, `json`, `json_stream`): one object per record — the date
+//!   key first (when configured), then the record's fields in their order. Keys are not
+//!   de-duplicated (Fluent Bit drops all but the last of equal keys; a record field named like
+//!   the date key therefore appears after it, and JSON readers that keep the last value see the
+//!   same result).
+//!   - Strings are JSON-escaped (`\"`, `\\`, `\b \f \n \r \t`, other control characters as
+//!     `\u00XX`); byte sequences that are not valid UTF-8 are replaced by U+FFFD, one per
+//!     maximal invalid sequence, never dropping the record.
+//!   - `bin` values and ext values (other than in the timestamp slot) become base64 strings
+//!     (standard alphabet, padded). (Fluent Bit writes bin bytes raw and ext as `\xNN` text,
+//!     which is not always valid JSON.)
+//!   - Keys are always JSON strings: strings as such, integers in decimal, `true`/`false`,
+//!     `null`, floats as below, bin/ext as base64, and arrays/maps as the string holding their
+//!     compact JSON text.
+//!   - Integers are exact; floats use the shortest text that reads back to the same value
+//!     (ryu; `f32` values as `f32`); NaN and ±infinity become `null`.
+//! * **msgpack**: each record re-encoded as a map whose first entry is the date key (`double` →
+//!   float64, `epoch`/`epoch_ms` → integer, `iso8601`/`java_sql_timestamp` → string), followed
+//!   by the record's entries copied byte for byte (strings are not validated or re-encoded).
+//!
+//! # Depth limit
+//!
+//! Arrays and maps nested deeper than [`MAX_DEPTH`] levels (the record map is level 1) are
+//! replaced by `null` (msgpack `nil`); the subtree is skipped iteratively. Nothing here
+//! recurses, so hostile nesting cannot exhaust the stack.
+//!
+//! # Dates (`json_date_format`)
+//!
+//! Nanosecond-exact where the format allows, for any `i64` seconds (pre-1970 and far future
+//! included; days are converted with the proleptic Gregorian civil-from-days algorithm):
+//! * `double`: `secs.nnnnnnnnn`, always nine fraction digits, written from the integers (no
+//!   `f64` rounding) — Fluent Bit writes an `f64` (about microsecond precision today);
+//! * `epoch`: integer seconds (floor); `epoch_ms`: integer milliseconds (floor);
+//! * `iso8601`: `"2023-11-14T22:13:20.123456789Z"` and `java_sql_timestamp`:
+//!   `"2023-11-14 22:13:20.123456789"` — nine fraction digits where Fluent Bit writes six. Years
+//!   outside 0000–9999 are written with a sign (`+10000-…`, `-0001-…`, ISO 8601 expanded form).
+//!
+//! # `log_key`
+//!
+//! `out_http` has no `log_key`; this follows Fluent Bit's `out_s3` (and, near enough, the
+//! Firehose/Kinesis/CloudWatch outputs): the first record entry whose key (str or bin) equals
+//! `log_key` byte for byte is shipped alone, without the date key. A string or bin value is
+//! written raw — not quoted, not escaped — with invalid UTF-8 replaced by U+FFFD; any other value
+//! is written as compact JSON. `json_lines` ends each value with `\n`, `json` wraps the values in
+//! `[`…`,`…`]`, `json_stream` concatenates them; so `json`/`json_stream` bodies are valid JSON only
+//! when the shipped strings hold JSON. With `msgpack` the value's msgpack is copied as is (depth
+//! limit applied). Records without the key are skipped (not an error).
+
+use super::decode::{DecodeError, EventDecoder, EventHeader, RawError, Reader, Timestamp, Token};
+use super::{BodyOptions, DateFormat, Format};
+use base64::Engine as _;
+use std::borrow::Cow;
+use std::ops::Range;
+
+/// Arrays/maps nested deeper than this (the record map is level 1) are written as `null`.
+pub const MAX_DEPTH: usize = 64;
+
+/// The encoded records of one chunk, back to back in one buffer. Record `i` is
+/// `buf[ends[i-1]..ends[i]]` (`ends[-1]` = 0). For `json_lines` each record includes its
+/// trailing `\n`, so any contiguous range of records is already a valid body.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EncodedRecords {
+    pub buf: Vec<u8>,
+    pub ends: Vec<usize>,
+}
+
+impl EncodedRecords {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+    fn start(&self, i: usize) -> usize {
+        if i == 0 {
+            0
+        } else {
+            self.ends[i - 1]
+        }
+    }
+    /// The encoded bytes of record `i`.
+    pub fn record(&self, i: usize) -> &[u8] {
+        &self.buf[self.start(i)..self.ends[i]]
+    }
+    /// Bytes a body made of `range` takes (before compression), framing included.
+    pub fn body_len(&self, range: Range<usize>, format: Format) -> usize {
+        if range.is_empty() {
+            return if format == Format::Json { 2 } else { 0 };
+        }
+        let raw = self.ends[range.end - 1] - self.start(range.start);
+        match format {
+            Format::Json => raw + 2 + (range.len() - 1),
+            _ => raw,
+        }
+    }
+}
+
+/// Decode a whole chunk and encode every record for `opts`.
+pub fn encode_chunk(data: &[u8], opts: &BodyOptions) -> Result<EncodedRecords, DecodeError> {
+    let mut enc = Encoder::new(opts);
+    let mut out = EncodedRecords {
+        buf: Vec::with_capacity((data.len() / 10).saturating_mul(13).saturating_add(64)),
+        ends: Vec::with_capacity(data.len() / 128 + 1),
+    };
+    let mut dec = EventDecoder::new(data);
+    while let Some(h) = dec.next_header()? {
+        let emitted = enc
+            .record(dec.reader(), &h, &mut out.buf)
+            .map_err(|e| e.into_decode_error(h.offset))?;
+        if emitted {
+            out.ends.push(out.buf.len());
+        }
+    }
+    Ok(out)
+}
+
+/// The body for records `range`: borrowed when no framing is needed (json_lines, json_stream,
+/// msgpack), built for `json` (`[` … `,` … `]`).
+pub fn assemble_body(
+    records: &EncodedRecords,
+    range: Range<usize>,
+    format: Format,
+) -> Cow<'_, [u8]> {
+    if range.is_empty() {
+        return if format == Format::Json {
+            Cow::Borrowed(b"[]")
+        } else {
+            Cow::Borrowed(b"")
+        };
+    }
+    match format {
+        Format::Json => {
+            let mut out = Vec::with_capacity(records.body_len(range.clone(), format));
+            out.push(b'[');
+            for i in range.clone() {
+                if i != range.start {
+                    out.push(b',');
+                }
+                out.extend_from_slice(records.record(i));
+            }
+            out.push(b']');
+            Cow::Owned(out)
+        }
+        _ => Cow::Borrowed(&records.buf[records.start(range.start)..records.ends[range.end - 1]]),
+    }
+}
+
+/// Per-chunk encoder state: pre-encoded date key and a reusable scratch buffer.
+struct Encoder<'o> {
+    opts: &'o BodyOptions,
+    /// `"key":` for JSON, or the msgpack str of the key; empty when there is no date key.
+    date_key: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl<'o> Encoder<'o> {
+    fn new(opts: &'o BodyOptions) -> Encoder<'o> {
+        let mut date_key = Vec::new();
+        if let Some(k) = &opts.date_key {
+            if opts.format == Format::Msgpack {
+                mp_str_header(&mut date_key, k.len());
+                date_key.extend_from_slice(k.as_bytes());
+            } else {
+                write_json_str(&mut date_key, k.as_bytes());
+                date_key.push(b':');
+            }
+        }
+        Encoder {
+            opts,
+            date_key,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Encodes the record whose header is `h` (the reader is on its first key). `false` when the
+    /// record produced no output (`log_key` missing).
+    fn record(
+        &mut self,
+        r: &mut Reader<'_>,
+        h: &EventHeader,
+        out: &mut Vec<u8>,
+    ) -> Result<bool, RawError> {
+        let items = 2 * u64::from(h.entries);
+        if let Some(key) = &self.opts.log_key {
+            return self.log_key_record(r, h, key.as_bytes(), out);
+        }
+        let has_date = self.opts.date_key.is_some();
+        match self.opts.format {
+            Format::Msgpack => {
+                let n = u64::from(h.entries) + u64::from(has_date);
+                if !mp_map_header(out, n) {
+                    return Err(RawError {
+                        pos: h.record_start,
+                        what: "record has too many fields",
+                    });
+                }
+                if has_date {
+                    out.extend_from_slice(&self.date_key);
+                    mp_date(out, &mut self.scratch, h.timestamp, self.opts.date_format);
+                }
+                copy_msgpack(r, out, items)?;
+            }
+            format => {
+                out.push(b'{');
+                if has_date {
+                    out.extend_from_slice(&self.date_key);
+                    json_date(out, h.timestamp, self.opts.date_format);
+                }
+                let root = Frame {
+                    remaining: items,
+                    kind: Kind::Map,
+                    first: !has_date,
+                    key_start: NOT_KEY,
+                };
+                json_values(r, out, &mut self.scratch, root)?;
+                if format == Format::JsonLines {
+                    out.push(b'\n');
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn log_key_record(
+        &mut self,
+        r: &mut Reader<'_>,
+        h: &EventHeader,
+        key: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<bool, RawError> {
+        let mut found = None;
+        for _ in 0..h.entries {
+            let matched = match r.next()? {
+                Token::Str(k) | Token::Bin(k) => k == key,
+                Token::Array(n) => {
+                    r.skip_values(u64::from(n))?;
+                    false
+                }
+                Token::Map(n) => {
+                    r.skip_values(2 * u64::from(n))?;
+                    false
+                }
+                _ => false,
+            };
+            if matched && found.is_none() {
+                found = Some(r.pos());
+            }
+            r.skip_values(1)?;
+        }
+        let Some(vpos) = found else {
+            return Ok(false);
+        };
+        let mut vr = Reader::at(r.buf(), vpos);
+        match self.opts.format {
+            Format::Msgpack => copy_msgpack(&mut vr, out, 1)?,
+            format => {
+                match vr.clone().next()? {
+                    Token::Str(s) | Token::Bin(s) => write_lossy_utf8(out, s),
+                    _ => {
+                        let root = Frame {
+                            remaining: 1,
+                            kind: Kind::Root,
+                            first: true,
+                            key_start: NOT_KEY,
+                        };
+                        json_values(&mut vr, out, &mut self.scratch, root)?;
+                    }
+                }
+                if format == Format::JsonLines {
+                    out.push(b'\n');
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A bare value (no brackets, no separators).
+    Root,
+    Array,
+    Map,
+}
+
+/// One open container. `remaining` counts values still to read (keys and values for maps).
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    remaining: u64,
+    kind: Kind,
+    first: bool,
+    /// Where this container's JSON starts when it is a map key (stringified on close).
+    key_start: usize,
+}
+
+const NOT_KEY: usize = usize::MAX;
+
+/// Transcodes the values of `root` (already opened by the caller, whose level counts as 1) and
+/// closes it. Iterative: an explicit stack of at most [`MAX_DEPTH`] frames.
+fn json_values(
+    r: &mut Reader<'_>,
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    root: Frame,
+) -> Result<(), RawError> {
+    let mut stack = [root; MAX_DEPTH];
+    let mut sp = 1usize;
+    loop {
+        // Close finished containers.
+        while stack[sp - 1].remaining == 0 {
+            let f = stack[sp - 1];
+            match f.kind {
+                Kind::Array => out.push(b']'),
+                Kind::Map => out.push(b'}'),
+                Kind::Root => {}
+            }
+            if f.key_start != NOT_KEY {
+                stringify_tail(out, f.key_start, scratch);
+            }
+            sp -= 1;
+            if sp == 0 {
+                return Ok(());
+            }
+        }
+        let f = &mut stack[sp - 1];
+        let in_key = f.kind == Kind::Map && f.remaining % 2 == 0;
+        match f.kind {
+            Kind::Map if !in_key => out.push(b':'),
+            Kind::Map | Kind::Array if !f.first => out.push(b','),
+            _ => {}
+        }
+        f.first = false;
+        f.remaining -= 1;
+        let tok = r.next()?;
+        match tok {
+            Token::Str(s) => write_json_str(out, s),
+            Token::Array(n) | Token::Map(n) => {
+                let (kind, items, open) = if let Token::Map(_) = tok {
+                    (Kind::Map, 2 * u64::from(n), b'{')
+                } else {
+                    (Kind::Array, u64::from(n), b'[')
+                };
+                if sp >= MAX_DEPTH {
+                    r.skip_values(items)?;
+                    out.extend_from_slice(if in_key { b"\"null\"" } else { b"null" });
+                } else {
+                    let key_start = if in_key { out.len() } else { NOT_KEY };
+                    out.push(open);
+                    stack[sp] = Frame {
+                        remaining: items,
+                        kind,
+                        first: true,
+                        key_start,
+                    };
+                    sp += 1;
+                }
+            }
+            Token::Bin(b) | Token::Ext(_, b) => write_base64_str(out, b),
+            scalar => {
+                if in_key {
+                    out.push(b'"');
+                    write_json_scalar(out, scalar);
+                    out.push(b'"');
+                } else {
+                    write_json_scalar(out, scalar);
+                }
+            }
+        }
+    }
+}
+
+/// Turns `out[start..]` (compact JSON) into a JSON string holding that text.
+fn stringify_tail(out: &mut Vec<u8>, start: usize, scratch: &mut Vec<u8>) {
+    scratch.clear();
+    scratch.extend_from_slice(&out[start..]);
+    out.truncate(start);
+    write_json_str(out, scratch);
+}
+
+/// Nil, bool, integers and floats.
+fn write_json_scalar(out: &mut Vec<u8>, t: Token<'_>) {
+    match t {
+        Token::Nil => out.extend_from_slice(b"null"),
+        Token::Bool(true) => out.extend_from_slice(b"true"),
+        Token::Bool(false) => out.extend_from_slice(b"false"),
+        Token::UInt(u) => out.extend_from_slice(itoa::Buffer::new().format(u).as_bytes()),
+        Token::Int(i) => out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes()),
+        Token::F32(f) if f.is_finite() => {
+            out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes())
+        }
+        Token::F64(f) if f.is_finite() => {
+            out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes())
+        }
+        _ => out.extend_from_slice(b"null"),
+    }
+}
+
+/// What follows `\` for bytes that must be escaped; 0 for bytes copied as is.
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Whether any of the 8 bytes is a control character, `"` or `\` (exact, no false negatives).
+#[inline(always)]
+fn word_needs_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let lt = w.wrapping_sub(ONES * 0x20) & !w;
+    let q = w ^ (ONES * b'"' as u64);
+    let q = q.wrapping_sub(ONES) & !q;
+    let b = w ^ (ONES * b'\\' as u64);
+    let b = b.wrapping_sub(ONES) & !b;
+    (lt | q | b) & HIGH != 0
+}
+
+#[inline(always)]
+fn push_escape(out: &mut Vec<u8>, b: u8, e: u8) {
+    if e == b'u' {
+        out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[usize::from(b >> 4)],
+            HEX[usize::from(b & 0xf)],
+        ]);
+    } else {
+        out.extend_from_slice(&[b'\\', e]);
+    }
+}
+
+/// Appends `s` (valid UTF-8) JSON-escaped, without quotes. Safe runs are copied in bulk.
+fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
+    let mut start = 0;
+    let mut i = 0;
+    while i < s.len() {
+        if let Some(w) = s[i..].first_chunk::<8>() {
+            if !word_needs_escape(u64::from_le_bytes(*w)) {
+                i += 8;
+                continue;
+            }
+            for (j, &b) in w.iter().enumerate() {
+                let e = ESCAPE[usize::from(b)];
+                if e != 0 {
+                    out.extend_from_slice(&s[start..i + j]);
+                    push_escape(out, b, e);
+                    start = i + j + 1;
+                }
+            }
+            i += 8;
+        } else {
+            let b = s[i];
+            let e = ESCAPE[usize::from(b)];
+            if e != 0 {
+                out.extend_from_slice(&s[start..i]);
+                push_escape(out, b, e);
+                start = i + 1;
+            }
+            i += 1;
+        }
+    }
+    out.extend_from_slice(&s[start..]);
+}
+
+const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
+
+/// Appends `s` as a quoted JSON string; invalid UTF-8 sequences become U+FFFD.
+fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
+    out.reserve(s.len() + 2);
+    out.push(b'"');
+    if std::str::from_utf8(s).is_ok() {
+        escape_into(out, s);
+    } else {
+        for chunk in s.utf8_chunks() {
+            escape_into(out, chunk.valid().as_bytes());
+            if !chunk.invalid().is_empty() {
+                out.extend_from_slice(REPLACEMENT);
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+/// Appends `s` raw; invalid UTF-8 sequences become U+FFFD.
+fn write_lossy_utf8(out: &mut Vec<u8>, s: &[u8]) {
+    if std::str::from_utf8(s).is_ok() {
+        out.extend_from_slice(s);
+    } else {
+        for chunk in s.utf8_chunks() {
+            out.extend_from_slice(chunk.valid().as_bytes());
+            if !chunk.invalid().is_empty() {
+                out.extend_from_slice(REPLACEMENT);
+            }
+        }
+    }
+}
+
+/// Appends `b` as a quoted base64 (standard, padded) JSON string.
+fn write_base64_str(out: &mut Vec<u8>, b: &[u8]) {
+    out.push(b'"');
+    let start = out.len();
+    out.resize(start + b.len().div_ceil(3) * 4, 0);
+    let written = base64::engine::general_purpose::STANDARD
+        .encode_slice(b, &mut out[start..])
+        .unwrap_or(0);
+    out.truncate(start + written);
+    out.push(b'"');
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dates
+
+/// Appends the timestamp as a JSON value in `fmt`.
+fn json_date(out: &mut Vec<u8>, ts: Timestamp, fmt: DateFormat) {
+    match fmt {
+        DateFormat::Double => write_decimal_secs(out, ts),
+        DateFormat::Epoch => out.extend_from_slice(itoa::Buffer::new().format(ts.secs).as_bytes()),
+        DateFormat::EpochMs => {
+            out.extend_from_slice(itoa::Buffer::new().format(ts.epoch_millis()).as_bytes())
+        }
+        DateFormat::Iso8601 => {
+            out.push(b'"');
+            write_civil(out, ts, b'T');
+            out.extend_from_slice(b"Z\"");
+        }
+        DateFormat::JavaSqlTimestamp => {
+            out.push(b'"');
+            write_civil(out, ts, b' ');
+            out.push(b'"');
+        }
+    }
+}
+
+/// `secs.nnnnnnnnn`, exact (negative times as `-s.nnnnnnnnn`).
+fn write_decimal_secs(out: &mut Vec<u8>, ts: Timestamp) {
+    let (neg, whole, frac) = if ts.secs < 0 && ts.nanos > 0 {
+        // secs + nanos/1e9 = -((-secs - 1) + (1e9 - nanos)/1e9)
+        (true, (-(ts.secs + 1)) as u64, 1_000_000_000 - ts.nanos)
+    } else {
+        (ts.secs < 0, ts.secs.unsigned_abs(), ts.nanos)
+    };
+    if neg {
+        out.push(b'-');
+    }
+    out.extend_from_slice(itoa::Buffer::new().format(whole).as_bytes());
+    out.push(b'.');
+    push_digits(out, u64::from(frac), 9);
+}
+
+/// Appends `v` zero-padded to at least `width` digits.
+fn push_digits(out: &mut Vec<u8>, v: u64, width: usize) {
+    let mut buf = itoa::Buffer::new();
+    let s = buf.format(v).as_bytes();
+    for _ in s.len()..width {
+        out.push(b'0');
+    }
+    out.extend_from_slice(s);
+}
+
+/// (year, month, day) of days since 1970-01-01, proleptic Gregorian (Howard Hinnant's
+/// `civil_from_days`), valid for every day an `i64` of seconds can reach.
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11]
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// `YYYY-MM-DD<sep>HH:MM:SS.nnnnnnnnn` (UTC).
+fn write_civil(out: &mut Vec<u8>, ts: Timestamp, sep: u8) {
+    let days = ts.secs.div_euclid(86_400);
+    let sod = ts.secs.rem_euclid(86_400) as u64;
+    let (y, m, d) = civil_from_days(days);
+    if y < 0 {
+        out.push(b'-');
+    } else if y > 9999 {
+        out.push(b'+');
+    }
+    push_digits(out, y.unsigned_abs(), 4);
+    out.push(b'-');
+    push_digits(out, u64::from(m), 2);
+    out.push(b'-');
+    push_digits(out, u64::from(d), 2);
+    out.push(sep);
+    push_digits(out, sod / 3600, 2);
+    out.push(b':');
+    push_digits(out, sod / 60 % 60, 2);
+    out.push(b':');
+    push_digits(out, sod % 60, 2);
+    out.push(b'.');
+    push_digits(out, u64::from(ts.nanos), 9);
+}
+
+// ---------------------------------------------------------------------------------------------
+// msgpack
+
+/// Appends a map header; `false` when `n` does not fit msgpack's 32-bit count.
+fn mp_map_header(out: &mut Vec<u8>, n: u64) -> bool {
+    if n <= 15 {
+        out.push(0x80 | n as u8);
+    } else if let Ok(n) = u16::try_from(n) {
+        out.push(0xde);
+        out.extend_from_slice(&n.to_be_bytes());
+    } else if let Ok(n) = u32::try_from(n) {
+        out.push(0xdf);
+        out.extend_from_slice(&n.to_be_bytes());
+    } else {
+        return false;
+    }
+    true
+}
+
+/// Appends a str header (`len` is at most a date's or a configured key's length).
+fn mp_str_header(out: &mut Vec<u8>, len: usize) {
+    if len <= 31 {
+        out.push(0xa0 | len as u8);
+    } else if let Ok(n) = u8::try_from(len) {
+        out.extend_from_slice(&[0xd9, n]);
+    } else if let Ok(n) = u16::try_from(len) {
+        out.push(0xda);
+        out.extend_from_slice(&n.to_be_bytes());
+    } else {
+        out.push(0xdb);
+        out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+    }
+}
+
+/// Appends an integer in its smallest msgpack encoding.
+fn mp_int(out: &mut Vec<u8>, v: i64) {
+    if v >= 0 {
+        let u = v as u64;
+        if u < 128 {
+            out.push(u as u8);
+        } else if let Ok(u) = u8::try_from(u) {
+            out.extend_from_slice(&[0xcc, u]);
+        } else if let Ok(u) = u16::try_from(u) {
+            out.push(0xcd);
+            out.extend_from_slice(&u.to_be_bytes());
+        } else if let Ok(u) = u32::try_from(u) {
+            out.push(0xce);
+            out.extend_from_slice(&u.to_be_bytes());
+        } else {
+            out.push(0xcf);
+            out.extend_from_slice(&u.to_be_bytes());
+        }
+    } else if v >= -32 {
+        out.push(v as i8 as u8);
+    } else if let Ok(i) = i8::try_from(v) {
+        out.extend_from_slice(&[0xd0, i as u8]);
+    } else if let Ok(i) = i16::try_from(v) {
+        out.push(0xd1);
+        out.extend_from_slice(&i.to_be_bytes());
+    } else if let Ok(i) = i32::try_from(v) {
+        out.push(0xd2);
+        out.extend_from_slice(&i.to_be_bytes());
+    } else {
+        out.push(0xd3);
+        out.extend_from_slice(&v.to_be_bytes());
+    }
+}
+
+/// Appends the timestamp as a msgpack value in `fmt`.
+fn mp_date(out: &mut Vec<u8>, scratch: &mut Vec<u8>, ts: Timestamp, fmt: DateFormat) {
+    match fmt {
+        DateFormat::Double => {
+            out.push(0xcb);
+            out.extend_from_slice(&ts.as_f64().to_be_bytes());
+        }
+        DateFormat::Epoch => mp_int(out, ts.secs),
+        DateFormat::EpochMs => mp_int(out, ts.epoch_millis()),
+        DateFormat::Iso8601 | DateFormat::JavaSqlTimestamp => {
+            scratch.clear();
+            if fmt == DateFormat::Iso8601 {
+                write_civil(scratch, ts, b'T');
+                scratch.push(b'Z');
+            } else {
+                write_civil(scratch, ts, b' ');
+            }
+            mp_str_header(out, scratch.len());
+            out.extend_from_slice(scratch);
+        }
+    }
+}
+
+/// Copies `values` msgpack values from `r` to `out`, byte for byte, except that containers
+/// deeper than [`MAX_DEPTH`] (the enclosing record is level 1) become `nil`. Iterative.
+fn copy_msgpack(r: &mut Reader<'_>, out: &mut Vec<u8>, values: u64) -> Result<(), RawError> {
+    let buf = r.buf();
+    let mut stack = [0u64; MAX_DEPTH];
+    stack[0] = values;
+    let mut sp = 1usize;
+    let mut copy_from = r.pos();
+    loop {
+        while stack[sp - 1] == 0 {
+            sp -= 1;
+            if sp == 0 {
+                out.extend_from_slice(&buf[copy_from..r.pos()]);
+                return Ok(());
+            }
+        }
+        stack[sp - 1] -= 1;
+        let tok_start = r.pos();
+        let items = match r.next()? {
+            Token::Array(n) => u64::from(n),
+            Token::Map(n) => 2 * u64::from(n),
+            _ => continue,
+        };
+        if sp >= MAX_DEPTH {
+            out.extend_from_slice(&buf[copy_from..tok_start]);
+            out.push(0xc0);
+            r.skip_values(items)?;
+            copy_from = r.pos();
+        } else {
+            stack[sp] = items;
+            sp += 1;
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The exported symbols Fluent Bit resolves (DESIGN §1). Each converts its arguments, runs safe
+//! code inside a panic guard and maps the outcome to a return code; none runs heavy work on the
+//! caller's stack (flush is called on a small coroutine stack).
+
+#![allow(non_snake_case)]
+
+use super::abi::*;
+use super::log_bridge::FlbLog;
+use crate::config::{Config, PROPERTIES};
+use crate::env::Env;
+use crate::flb_log;
+use crate::log::{Level, Log, SharedLog};
+use crate::output::{FlushResult, Output};
+use crate::runtime;
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, Weak};
+
+const PLUGIN_NAME: &CStr = c"sigv4_http";
+const PLUGIN_DESCRIPTION: &CStr = c"Ships records to AWS SigV4 HTTP endpoints";
+
+/// What `remote_context` points to.
+struct Instance {
+    output: Arc<Output>,
+    log: Arc<FlbLog>,
+}
+
+/// The most recently initialised instance, for the context-less `FLBPluginFlush`.
+static LAST_INSTANCE: Mutex<Option<Weak<Output>>> = Mutex::new(None);
+
+fn guard(on_panic: c_int, f: impl FnOnce() -> c_int) -> c_int {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(on_panic)
+}
+
+fn to_code(result: FlushResult) -> c_int {
+    match result {
+        FlushResult::Ok => FLB_OK,
+        FlushResult::Retry => FLB_RETRY,
+        FlushResult::Error => FLB_ERROR,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn FLBPluginPreRegister(_hot_reloading: c_int) -> c_int {
+    0
+}
+
+/// # Safety
+/// `def` must be null or point to Fluent Bit's registration struct.
+#[no_mangle]
+pub unsafe extern "C" fn FLBPluginRegister(def: *mut FlbPluginProxyDef) -> c_int {
+    guard(-1, || {
+        if def.is_null() {
+            return -1;
+        }
+        // SAFETY: checked non-null; Fluent Bit owns the struct for the duration of the call.
+        let def = unsafe { &mut *def };
+        def.type_ = FLB_PROXY_OUTPUT_PLUGIN;
+        def.proxy = FLB_PROXY_GOLANG;
+        def.flags = 0;
+        // Static strings: Fluent Bit copies the name and keeps the description pointer.
+        def.name = PLUGIN_NAME.as_ptr() as *mut c_char;
+        def.description = PLUGIN_DESCRIPTION.as_ptr() as *mut c_char;
+        def.event_type = 0;
+        def.config_map = std::ptr::null_mut();
+        0
+    })
+}
+
+/// Reads every property we know on Fluent Bit's thread (its config is not thread-safe).
+unsafe fn read_properties(api: *const FlbApi, o_ins: *mut c_void) -> HashMap<&'static str, String> {
+    let mut out = HashMap::new();
+    // SAFETY: the caller passes Fluent Bit's api table.
+    let Some(get) = (unsafe { (*api).output_get_property }) else { return out };
+    for prop in PROPERTIES {
+        let Ok(key) = CString::new(prop.name) else { continue };
+        // SAFETY: key is NUL-terminated; Fluent Bit returns NULL or a string it owns.
+        let value = unsafe { get(key.as_ptr(), o_ins) };
+        if !value.is_null() {
+            // SAFETY: non-null NUL-terminated string owned by Fluent Bit, copied at once.
+            let value = unsafe { CStr::from_ptr(value) }.to_string_lossy().into_owned();
+            out.insert(prop.name, value);
+        }
+    }
+    out
+}
+
+/// # Safety
+/// `plugin` must be null or point to Fluent Bit's `flbgo_output_plugin`, with `api`, `o_ins` and
+/// `context` set for the instance being initialised.
+#[no_mangle]
+pub unsafe extern "C" fn FLBPluginInit(plugin: *mut FlbgoOutputPlugin) -> c_int {
+    guard(FLB_ERROR, || {
+        if plugin.is_null() {
+            return FLB_ERROR;
+        }
+        // SAFETY: checked non-null. Copy what we need now: Fluent Bit rewrites the struct for
+        // the next instance.
+        let (api, o_ins, context) = unsafe { ((*plugin).api, (*plugin).o_ins, (*plugin).context) };
+        if api.is_null() || context.is_null() {
+            return FLB_ERROR;
+        }
+        // SAFETY: api and o_ins stay valid until this instance's exit, when the log is closed.
+        let log = Arc::new(unsafe { FlbLog::new(api, o_ins) });
+        // SAFETY: api is Fluent Bit's table (checked non-null).
+        let props = unsafe { read_properties(api, o_ins) };
+        let output = match start_instance(props, log.clone()) {
+            Ok(output) => output,
+            Err(message) => {
+                log.write(Level::Error, &message);
+                log.close();
+                return FLB_ERROR;
+            }
+        };
+        if let Ok(mut last) = LAST_INSTANCE.lock() {
+            *last = Some(Arc::downgrade(&output));
+        }
+        let instance = Box::new(Instance { output, log });
+        // SAFETY: context checked non-null; Fluent Bit hands remote_context back to us.
+        unsafe { (*context).remote_context = Box::into_raw(instance) as *mut c_void };
+        FLB_OK
+    })
+}
+
+/// Parses the configuration and builds the instance on the runtime; errors come back rendered.
+fn start_instance(props: HashMap<&'static str, String>, log: Arc<FlbLog>) -> Result<Arc<Output>, String> {
+    let config = Config::from_lookup(|key| props.get(key).cloned()).map_err(|e| e.to_string())?;
+    let shared: SharedLog = log;
+    runtime::run_and_wait(Box::new(move || Box::pin(Output::start(config, shared, Env::from_process()))))
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+#[no_mangle]
+pub extern "C" fn FLBPluginOutputPreRun(_enable_hot_reload: c_int) -> c_int {
+    0
+}
+
+/// Flushes on the runtime and waits; uses only a few hundred bytes of the caller's stack.
+fn flush_on_runtime(output: Arc<Output>, data: *const c_void, size: usize, tag: *const c_char) -> c_int {
+    if data.is_null() && size > 0 {
+        return FLB_ERROR;
+    }
+    // SAFETY: Fluent Bit keeps `data` (size bytes) and `tag` (NUL-terminated) valid until we
+    // return; both are copied here so nothing outlives the call.
+    let chunk: Vec<u8> = if size == 0 { Vec::new() } else { unsafe { std::slice::from_raw_parts(data as *const u8, size) }.to_vec() };
+    let tag = if tag.is_null() { String::new() } else { unsafe { CStr::from_ptr(tag) }.to_string_lossy().into_owned() };
+    let log = output.log();
+    match runtime::run_and_wait(Box::new(move || Box::pin(async move { output.flush(&chunk, &tag).await }))) {
+        Ok(result) => to_code(result),
+        Err(e) => {
+            flb_log!(log, Level::Error, "flush failed, chunk kept for retry: {e}");
+            FLB_RETRY
+        }
+    }
+}
+
+/// # Safety
+/// `remote_ctx` must be the pointer our init stored; `data`/`size` a chunk and `tag` a C string,
+/// all valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn FLBPluginFlushCtx(remote_ctx: *mut c_void, data: *const c_void, size: usize, tag: *mut c_char) -> c_int {
+    guard(FLB_RETRY, || {
+        if remote_ctx.is_null() {
+            return FLB_ERROR;
+        }
+        // SAFETY: remote_ctx is the Box<Instance> pointer from init, alive until exit.
+        let output = unsafe { &*(remote_ctx as *const Instance) }.output.clone();
+        flush_on_runtime(output, data, size, tag)
+    })
+}
+
+/// Only used by a Fluent Bit that lacks `FLBPluginFlushCtx` (it prefers it): flushes through the
+/// most recently initialised instance.
+///
+/// # Safety
+/// As for [`FLBPluginFlushCtx`].
+#[no_mangle]
+pub unsafe extern "C" fn FLBPluginFlush(data: *const c_void, size: usize, tag: *mut c_char) -> c_int {
+    guard(FLB_RETRY, || {
+        let output = LAST_INSTANCE.lock().ok().and_then(|l| l.as_ref().and_then(Weak::upgrade));
+        match output {
+            Some(output) => flush_on_runtime(output, data, size, tag),
+            None => FLB_ERROR,
+        }
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn FLBPluginOutputPreExit(_shutdown_by_hot_reloading: c_int) {}
+
+/// # Safety
+/// `remote_ctx` must be null or the pointer our init stored; it is freed here.
+#[no_mangle]
+pub unsafe extern "C" fn FLBPluginExitCtx(remote_ctx: *mut c_void) -> c_int {
+    guard(FLB_ERROR, || {
+        if remote_ctx.is_null() {
+            return FLB_OK;
+        }
+        // SAFETY: the pointer came from Box::into_raw in init and Fluent Bit calls exit once.
+        let instance = unsafe { Box::from_raw(remote_ctx as *mut Instance) };
+        let output = instance.output.clone();
+        // Stop background work before the log goes away with the instance.
+        let _ = runtime::run_and_wait(Box::new(move || Box::pin(async move { output.shutdown().await })));
+        instance.log.close();
+        FLB_OK
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn FLBPluginExit() -> c_int {
+    FLB_OK
+}
+
+/// # Safety
+/// `def` is Fluent Bit's registration struct (unused).
+#[no_mangle]
+pub unsafe extern "C" fn FLBPluginUnregister(_def: *mut FlbPluginProxyDef) {
+    let _ = catch_unwind(|| {
+        if let Ok(mut last) = LAST_INSTANCE.lock() {
+            *last = None;
+        }
+        runtime::shutdown();
+    });
+}

@@ -1,0 +1,4 @@
+//! HTTP: proxy resolution, client construction, delivery.
+pub mod client;
+pub mod delivery;
+pub mod proxy;

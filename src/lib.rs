@@ -1,0 +1,14 @@
+//! flb-sigv4: a Fluent Bit output plugin (Go-style proxy ABI) that turns msgpack chunks into
+//! HTTP bodies, signs them with AWS SigV4 and ships them. See ../README.md and DESIGN.md.
+//!
+//! All unsafe code lives in [`ffi`]; everything else is safe Rust testable without Fluent Bit.
+
+pub mod aws;
+pub mod config;
+pub mod env;
+pub mod event;
+pub mod ffi;
+pub mod http;
+pub mod log;
+pub mod output;
+pub mod runtime;

@@ -1,0 +1,452 @@
+//! One plugin instance: configuration + credentials + HTTP client. `flush(chunk, tag)` encodes,
+//! splits, compresses, signs and sends, and maps the outcome to DESIGN §6's table.
+
+use crate::aws::credentials::{self, ChainContext, CredentialSource, CredentialsError};
+use crate::aws::signing::{self, SigningScope};
+use crate::config::Config;
+use crate::env::Env;
+use crate::event::{self, EncodedRecords, Format};
+use crate::flb_log;
+use crate::http::client::{build_client, ClientError, ClientOptions};
+use crate::http::delivery::{body_excerpt, classify, Verdict};
+use crate::http::proxy::{redact_url, ProxyError, ProxyResolver};
+use crate::log::{Level, SharedLog};
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use std::collections::{HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::ops::Range;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+/// What a flush tells Fluent Bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FlushResult {
+    Ok,
+    Error,
+    Retry,
+}
+
+impl FlushResult {
+    /// A chunk's result from its parts' results: a part to retry makes the chunk retried
+    /// (delivered parts are not re-sent), else any rejected part makes it an error.
+    fn combine(self, other: FlushResult) -> FlushResult {
+        self.max(other)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("{0}")]
+    Signing(String),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+}
+
+struct Auth {
+    scope: SigningScope,
+    credentials: Arc<dyn CredentialSource>,
+    /// Server time minus local time, from a clock-skew error's `Date` header.
+    clock_offset_ms: AtomicI64,
+}
+
+impl Auth {
+    fn now(&self) -> SystemTime {
+        let offset = self.clock_offset_ms.load(Ordering::Relaxed);
+        let now = SystemTime::now();
+        if offset >= 0 {
+            now + Duration::from_millis(offset as u64)
+        } else {
+            now - Duration::from_millis(offset.unsigned_abs())
+        }
+    }
+}
+
+/// Digests of parts of recent multi-part chunks that were delivered, so a retried chunk does
+/// not send them again. Bounded: the oldest entries go first.
+struct DeliveredParts {
+    order: VecDeque<(u64, [u8; 32])>,
+    set: HashSet<(u64, [u8; 32])>,
+}
+
+const DELIVERED_PARTS_KEPT: usize = 4096;
+
+impl DeliveredParts {
+    fn contains(&self, key: &(u64, [u8; 32])) -> bool {
+        self.set.contains(key)
+    }
+    fn insert(&mut self, key: (u64, [u8; 32])) {
+        if self.set.insert(key) {
+            self.order.push_back(key);
+            if self.order.len() > DELIVERED_PARTS_KEPT {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+pub struct Output {
+    config: Config,
+    log: SharedLog,
+    client: reqwest::Client,
+    auth: Option<Auth>,
+    host_header: String,
+    delivered: Mutex<DeliveredParts>,
+    /// Strings that must never reach a log line (proxy passwords), replaced by `***`.
+    secrets: Vec<String>,
+}
+
+/// One part of a chunk being sent.
+struct Part<'a> {
+    records: &'a EncodedRecords,
+    buf: &'a Bytes,
+    tag: &'a str,
+    chunk: &'a [u8],
+    chunk_key: &'a OnceLock<u64>,
+    multi: bool,
+}
+
+enum SendError {
+    Credentials(CredentialsError),
+    Transport(String),
+    Signing(String),
+}
+
+impl Output {
+    /// Builds the instance: proxy resolver, HTTP client, signing scope and credentials.
+    pub async fn start(config: Config, log: SharedLog, env: Env) -> Result<Arc<Output>, InitError> {
+        let resolver = ProxyResolver::new(&env.lookup(), config.proxy.as_ref(), config.no_proxy.as_deref())?;
+        let client = build_client(
+            &ClientOptions { tls: config.tls.clone(), timeout: config.timeout, connect_timeout: config.connect_timeout },
+            resolver.clone(),
+        )?;
+        let host_header = signing::host_header(&config.endpoint).unwrap_or_default();
+        let mut secrets = Vec::new();
+        for url in [config.proxy.as_ref()].into_iter().flatten() {
+            if let Some(p) = url.password() {
+                secrets.push(p.to_string());
+            }
+        }
+        for var in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
+            if let Some(p) = env.get(var).and_then(|v| reqwest::Url::parse(&v).ok()).and_then(|u| u.password().map(str::to_string)) {
+                secrets.push(p);
+            }
+        }
+
+        flb_log!(log, Level::Info, "configuration: {}", config.redacted_summary());
+        flb_log!(log, Level::Info, "proxy for the endpoint: {}", resolver.describe(&config.endpoint));
+        for warning in config.startup_warnings() {
+            flb_log!(log, Level::Warn, "{warning}");
+        }
+
+        let auth = if config.aws.auth {
+            let scope = resolve_scope(&config, &env)?;
+            let ctx = ChainContext { env, aws: config.aws.clone(), region: Some(scope.region.clone()), proxy: resolver.clone(), log: log.clone() };
+            let selection = credentials::select(&ctx).await?;
+            flb_log!(
+                log,
+                Level::Info,
+                "signing with SigV4 for region '{}' service '{}'; credentials provider '{}' chosen because {}",
+                scope.region,
+                scope.service,
+                selection.source.name(),
+                selection.reason
+            );
+            Some(Auth { scope, credentials: selection.source, clock_offset_ms: AtomicI64::new(0) })
+        } else {
+            flb_log!(log, Level::Info, "aws_auth off: requests are sent unsigned");
+            None
+        };
+
+        Ok(Arc::new(Output {
+            config,
+            log,
+            client,
+            auth,
+            host_header,
+            delivered: Mutex::new(DeliveredParts { order: VecDeque::new(), set: HashSet::new() }),
+            secrets,
+        }))
+    }
+
+    pub fn log(&self) -> SharedLog {
+        self.log.clone()
+    }
+
+    /// Stops background work (credential refresh).
+    pub async fn shutdown(&self) {
+        if let Some(auth) = &self.auth {
+            auth.credentials.shutdown();
+        }
+    }
+
+    /// Ships one chunk.
+    pub async fn flush(&self, chunk: &[u8], tag: &str) -> FlushResult {
+        let mut records = match event::encode_chunk(chunk, &self.config.body) {
+            Ok(records) => records,
+            Err(e) => {
+                flb_log!(self.log, Level::Error, "dropping chunk with tag '{tag}' ({} bytes): {e}", chunk.len());
+                return FlushResult::Error;
+            }
+        };
+        if records.is_empty() {
+            return FlushResult::Ok;
+        }
+        // Formats without framing send slices of one shared buffer (no copy); `json` builds
+        // its array from the records, so it keeps them.
+        let buf = match self.config.body.format {
+            Format::Json => Bytes::new(),
+            _ => Bytes::from(std::mem::take(&mut records.buf)),
+        };
+        let batches = self.batches(&records);
+        let chunk_key = OnceLock::new();
+        let part = Part { records: &records, buf: &buf, tag, chunk, chunk_key: &chunk_key, multi: batches.len() > 1 };
+        let mut result = FlushResult::Ok;
+        for range in batches {
+            let r = self.send_range(&part, range).await;
+            result = result.combine(r);
+            if r == FlushResult::Retry {
+                // The endpoint is struggling: stop here, the retry sends only what is missing.
+                break;
+            }
+        }
+        result
+    }
+
+    /// Splits the records into request-sized ranges on record boundaries.
+    fn batches(&self, records: &EncodedRecords) -> Vec<Range<usize>> {
+        let format = self.config.body.format;
+        let limit = self.config.max_request_bytes;
+        let mut out = Vec::new();
+        let mut start = 0;
+        for i in 0..records.len() {
+            if i > start && records.body_len(start..i + 1, format) > limit {
+                out.push(start..i);
+                start = i;
+            }
+        }
+        out.push(start..records.len());
+        out
+    }
+
+    fn body(&self, part: &Part<'_>, range: Range<usize>) -> Bytes {
+        match self.config.body.format {
+            Format::Json => Bytes::from(event::assemble_body(part.records, range, Format::Json).into_owned()),
+            _ => {
+                let start = if range.start == 0 { 0 } else { part.records.ends[range.start - 1] };
+                part.buf.slice(start..part.records.ends[range.end - 1])
+            }
+        }
+    }
+
+    fn chunk_key(&self, part: &Part<'_>) -> u64 {
+        *part.chunk_key.get_or_init(|| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            part.tag.hash(&mut h);
+            part.chunk.hash(&mut h);
+            h.finish()
+        })
+    }
+
+    /// Sends records `range` (splitting on 413), with one credential refresh and one clock-skew
+    /// correction allowed.
+    async fn send_range(&self, part: &Part<'_>, range: Range<usize>) -> FlushResult {
+        let body = self.body(part, range.clone());
+        let payload = match self.config.compress.compress(&body) {
+            Ok(p) => Bytes::from(p),
+            Err(e) => {
+                flb_log!(self.log, Level::Error, "{e}; chunk kept for retry");
+                return FlushResult::Retry;
+            }
+        };
+        let digest: [u8; 32] = Sha256::digest(&payload).into();
+        let track = part.multi || range.len() < part.records.len();
+        let key = if track { Some((self.chunk_key(part), digest)) } else { None };
+        if let Some(key) = &key {
+            if self.delivered.lock().map(|d| d.contains(key)).unwrap_or(false) {
+                flb_log!(self.log, Level::Debug, "part of {} records of tag '{}' was already delivered; not sent again", range.len(), part.tag);
+                return FlushResult::Ok;
+            }
+        }
+        let digest_hex = hex::encode(digest);
+        let mut refreshed = false;
+        let mut skew_fixed = false;
+        loop {
+            let (status, date, response) = match self.send_once(&payload, &digest_hex, part.tag).await {
+                Ok(r) => r,
+                Err(SendError::Credentials(e)) => {
+                    flb_log!(self.log, Level::Warn, "no usable credentials, chunk kept for retry: {e}");
+                    return FlushResult::Retry;
+                }
+                Err(SendError::Transport(e)) => {
+                    flb_log!(self.log, Level::Warn, "request to {} failed, chunk kept for retry: {}", redact_url(&self.config.endpoint), self.redact(&e));
+                    return FlushResult::Retry;
+                }
+                Err(SendError::Signing(e)) => {
+                    flb_log!(self.log, Level::Error, "{e}; chunk kept for retry");
+                    return FlushResult::Retry;
+                }
+            };
+            match classify(status, &response) {
+                Verdict::Delivered => {
+                    flb_log!(self.log, Level::Debug, "delivered {} records ({} bytes) with tag '{}': HTTP {status}", range.len(), payload.len(), part.tag);
+                    if let Some(key) = key {
+                        if let Ok(mut d) = self.delivered.lock() {
+                            d.insert(key);
+                        }
+                    }
+                    return FlushResult::Ok;
+                }
+                Verdict::TooLarge if range.len() > 1 => {
+                    let mid = range.start + range.len() / 2;
+                    flb_log!(self.log, Level::Warn, "HTTP 413 for {} records ({} bytes): splitting and re-sending", range.len(), payload.len());
+                    let left = Box::pin(self.send_range(part, range.start..mid)).await;
+                    if left == FlushResult::Retry {
+                        return left;
+                    }
+                    let right = Box::pin(self.send_range(part, mid..range.end)).await;
+                    return left.combine(right);
+                }
+                Verdict::TooLarge => {
+                    flb_log!(
+                        self.log,
+                        Level::Error,
+                        "HTTP 413: the endpoint refuses a single record of {} bytes ({} bytes as sent) with tag '{}'; that record is dropped",
+                        body.len(),
+                        payload.len(),
+                        part.tag
+                    );
+                    if let Some(key) = key {
+                        if let Ok(mut d) = self.delivered.lock() {
+                            d.insert(key);
+                        }
+                    }
+                    return FlushResult::Ok;
+                }
+                Verdict::TokenRejected if !refreshed && self.auth.is_some() => {
+                    refreshed = true;
+                    flb_log!(self.log, Level::Info, "HTTP {status}: the endpoint says the security token expired or is invalid; refreshing credentials and re-sending once");
+                    if let Some(auth) = &self.auth {
+                        auth.credentials.invalidate();
+                    }
+                }
+                Verdict::ClockSkew if !skew_fixed && self.auth.is_some() => {
+                    skew_fixed = true;
+                    self.correct_clock(date.as_deref());
+                }
+                Verdict::TokenRejected | Verdict::ClockSkew | Verdict::AuthFailed => {
+                    flb_log!(self.log, Level::Error, "HTTP {status} from the endpoint, chunk kept for retry: {}", body_excerpt(&response));
+                    return FlushResult::Retry;
+                }
+                Verdict::Transient => {
+                    flb_log!(self.log, Level::Warn, "HTTP {status} from the endpoint, chunk kept for retry: {}", body_excerpt(&response));
+                    return FlushResult::Retry;
+                }
+                Verdict::Rejected => {
+                    flb_log!(self.log, Level::Error, "HTTP {status}: the endpoint rejected {} records with tag '{}'; they are dropped: {}", range.len(), part.tag, body_excerpt(&response));
+                    return FlushResult::Error;
+                }
+            }
+        }
+    }
+
+    fn correct_clock(&self, date: Option<&str>) {
+        let Some(auth) = &self.auth else { return };
+        match date.and_then(|d| httpdate::parse_http_date(d).ok()) {
+            Some(server) => {
+                let offset_ms = match server.duration_since(SystemTime::now()) {
+                    Ok(ahead) => ahead.as_millis() as i64,
+                    Err(behind) => -(behind.duration().as_millis() as i64),
+                };
+                auth.clock_offset_ms.store(offset_ms, Ordering::Relaxed);
+                flb_log!(self.log, Level::Warn, "the endpoint reports clock skew; signing with a clock offset of {offset_ms} ms and re-sending once");
+            }
+            None => flb_log!(self.log, Level::Warn, "the endpoint reports clock skew but sent no usable Date header; re-sending once"),
+        }
+    }
+
+    async fn send_once(&self, payload: &Bytes, digest_hex: &str, tag: &str) -> Result<(u16, Option<String>, Bytes), SendError> {
+        let format = self.config.body.format;
+        let content_type = format.content_type();
+        let encoding = self.config.compress.content_encoding();
+        let mut req = self.client.post(self.config.endpoint.clone()).header("content-type", content_type);
+        if let Some(enc) = encoding {
+            req = req.header("content-encoding", enc);
+        }
+        for (name, value) in &self.config.headers {
+            req = req.header(name.as_str(), value.as_str());
+        }
+        if let Some(name) = &self.config.header_tag {
+            req = req.header(name.as_str(), tag);
+        }
+        if let Some(auth) = &self.auth {
+            let creds = auth.credentials.get().await.map_err(SendError::Credentials)?;
+            let mut to_sign: Vec<(&str, &str)> = vec![("host", &self.host_header), ("content-type", content_type)];
+            if let Some(enc) = encoding {
+                to_sign.push(("content-encoding", enc));
+            }
+            let signed = signing::sign_request("POST", self.config.endpoint.as_str(), &to_sign, digest_hex, &creds, &auth.scope, auth.now())
+                .map_err(|e| SendError::Signing(e.to_string()))?;
+            req = req.header("host", &self.host_header);
+            for (name, value) in signed {
+                req = req.header(name, value);
+            }
+        }
+        let resp = req.body(payload.clone()).send().await.map_err(|e| SendError::Transport(error_chain(&e)))?;
+        let status = resp.status().as_u16();
+        let date = resp.headers().get("date").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let body = resp.bytes().await.map_err(|e| SendError::Transport(error_chain(&e)))?;
+        Ok((status, date, body))
+    }
+
+    fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for s in &self.secrets {
+            if !s.is_empty() {
+                out = out.replace(s.as_str(), "***");
+            }
+        }
+        out
+    }
+}
+
+/// An error with its sources, one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let line = s.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Region: `aws_region`, `AWS_REGION`, `AWS_DEFAULT_REGION`, then the endpoint host. Service:
+/// `aws_service`, then the endpoint host.
+fn resolve_scope(config: &Config, env: &Env) -> Result<SigningScope, InitError> {
+    let host = config.endpoint.host_str().unwrap_or("");
+    let (host_region, host_service) = signing::infer_from_host(host);
+    let region = config.aws.region.clone().or_else(|| env.get("AWS_REGION")).or_else(|| env.get("AWS_DEFAULT_REGION")).or(host_region);
+    let Some(region) = region else {
+        return Err(InitError::Signing(format!(
+            "property 'aws_region' is not set and no region can be inferred from endpoint host '{host}': set aws_region (or AWS_REGION), e.g. 'aws_region us-east-1'"
+        )));
+    };
+    let Some(service) = config.aws.service.clone().or(host_service) else {
+        return Err(InitError::Signing(format!(
+            "property 'aws_service' is not set and no service can be inferred from endpoint host '{host}': set aws_service, e.g. es, aoss, execute-api, logs, firehose"
+        )));
+    };
+    Ok(SigningScope { region, service })
+}

@@ -1,0 +1,285 @@
+"""Build and run the C test host (tests/host/flb_host.c) against the plugin.
+
+* :func:`plugin_so` builds the plugin with ``cargo build`` when target/debug/libflb_sigv4.so is
+  missing or older than the sources (``FLB_SIGV4_SO`` points at another .so and skips the
+  build; ``FLB_SIGV4_NO_BUILD=1`` skips the build).
+* :func:`host_binary` compiles the host once per session into tests/.build/.
+* :func:`write_config` writes a Fluent Bit classic config.
+* :func:`run_host` runs the host with an explicit environment and returns a :class:`HostResult`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Optional, Sequence, Union
+
+REPO = Path(__file__).resolve().parents[2]
+TESTS = REPO / "tests"
+BUILD = TESTS / ".build"
+HOST_SRC = TESTS / "host" / "flb_host.c"
+MOCK_SRC = TESTS / "host" / "mock_plugin.c"
+HEADER = REPO / "include" / "flb_sigv4.h"
+SUPPRESSIONS = TESTS / "host" / "valgrind.supp"
+
+FLB_ERROR, FLB_OK, FLB_RETRY = 0, 1, 2
+
+# host exit codes (tests/host/flb_host.c)
+EXIT_OK, EXIT_USAGE, EXIT_INIT, EXIT_CONFIG, EXIT_STACK, EXIT_LOAD = 0, 2, 3, 4, 5, 6
+
+_build_lock = threading.Lock()
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+def _newest_mtime(paths: Iterable[Path]) -> float:
+    newest = 0.0
+    for p in paths:
+        if p.is_dir():
+            for sub in p.rglob("*"):
+                if sub.is_file():
+                    newest = max(newest, sub.stat().st_mtime)
+        elif p.exists():
+            newest = max(newest, p.stat().st_mtime)
+    return newest
+
+
+def plugin_so(build: bool = True) -> Path:
+    """Path to the plugin .so, building it first when it is missing or stale."""
+    override = os.environ.get("FLB_SIGV4_SO")
+    if override:
+        return Path(override)
+    so = REPO / "target" / "debug" / "libflb_sigv4.so"
+    if not build or os.environ.get("FLB_SIGV4_NO_BUILD") == "1":
+        return so
+    with _build_lock:
+        sources = [REPO / "src", REPO / "Cargo.toml", REPO / "Cargo.lock", REPO / "build.rs",
+                   REPO / "include"]
+        if not so.exists() or so.stat().st_mtime < _newest_mtime(sources):
+            proc = subprocess.run(["cargo", "build", "--lib"], cwd=REPO, capture_output=True,
+                                  text=True, timeout=1800)
+            if proc.returncode != 0:
+                raise BuildError("cargo build failed:\n" + proc.stderr[-6000:])
+        if not so.exists():
+            raise BuildError(f"{so} not found after cargo build")
+    return so
+
+
+def _compile(src: Path, out: Path, extra: Sequence[str]) -> Path:
+    with _build_lock:
+        BUILD.mkdir(parents=True, exist_ok=True)
+        if out.exists() and out.stat().st_mtime >= _newest_mtime([src, HEADER]):
+            return out
+        tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+        cmd = ["cc", "-O1", "-g", "-Wall", "-Werror", "-I", str(REPO / "include"),
+               str(src), "-o", str(tmp), *extra]
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            raise BuildError(f"{' '.join(cmd)} failed:\n{proc.stderr}")
+        tmp.replace(out)
+        return out
+
+
+def host_binary() -> Path:
+    """The compiled host: cc -O1 -g -Wall -Werror -I include tests/host/flb_host.c -o
+    tests/.build/flb_host -ldl -lpthread."""
+    return _compile(HOST_SRC, BUILD / "flb_host", ["-ldl", "-lpthread"])
+
+
+def mock_plugin_so() -> Path:
+    """A tiny C plugin implementing the ABI, to test the host itself."""
+    return _compile(MOCK_SRC, BUILD / "libmock_plugin.so", ["-shared", "-fPIC", "-lpthread"])
+
+
+# ------------------------------------------------------------------------------------------------
+# configuration
+
+Instance = Union[Mapping[str, object], Sequence[tuple]]
+
+
+def _items(inst: Instance) -> list:
+    if isinstance(inst, Mapping):
+        return list(inst.items())
+    return list(inst)
+
+
+def config_text(instances: Sequence[Instance], service: Optional[Mapping[str, object]] = None,
+                log_level: str = "info") -> str:
+    """A Fluent Bit classic config. Each instance is a dict or a list of (key, value) pairs
+    (a list allows repeated keys); ``Name sigv4_http`` is added unless given."""
+    lines = ["[SERVICE]", f"    Log_Level {log_level}"]
+    for k, v in (service or {}).items():
+        lines.append(f"    {k} {v}")
+    for inst in instances:
+        items = _items(inst)
+        lines.append("")
+        lines.append("[OUTPUT]")
+        if not any(str(k).lower() == "name" for k, _ in items):
+            lines.append("    Name sigv4_http")
+        for k, v in items:
+            if v is None:
+                lines.append(f"    {k}")
+            else:
+                if isinstance(v, bool):
+                    v = "on" if v else "off"
+                lines.append(f"    {k} {v}")
+    return "\n".join(lines) + "\n"
+
+
+def write_config(path: Path, instances: Sequence[Instance], **kw) -> Path:
+    path = Path(path)
+    path.write_text(config_text(instances, **kw))
+    return path
+
+
+# ------------------------------------------------------------------------------------------------
+# running
+
+
+@dataclass
+class HostResult:
+    returncode: int
+    summary: Optional[dict]
+    stdout: str
+    stderr: str
+    cmd: list
+    valgrind_log: Optional[str] = None
+    workdir: Optional[Path] = None
+    log_lines: list = field(default_factory=list)
+
+    def logs(self, level: Optional[str] = None) -> list:
+        """The plugin's log lines ([HOST] [level] message), optionally of one level."""
+        out = []
+        for line in self.log_lines:
+            m = re.match(r"^\[HOST\] \[(\w+)\] (.*)$", line)
+            if m and (level is None or m.group(1) == level):
+                out.append(m.group(2))
+        return out
+
+    def results(self) -> list:
+        """Per flush: the list of return codes (in job order)."""
+        return [f["results"] for f in (self.summary or {}).get("flushes", [])]
+
+    def describe(self) -> str:
+        # without Rust backtrace frames, which drown the log lines
+        lines = [l for l in self.stderr.splitlines()
+                 if not re.match(r"^\s+(\d+: |at /)", l)]
+        tail = "\n".join(lines[-60:])
+        s = f"cmd: {' '.join(map(str, self.cmd))}\nexit: {self.returncode}\nstderr (tail):\n{tail}"
+        if self.summary is not None:
+            s += "\nsummary: " + json.dumps(self.summary)[:2500]
+        if self.valgrind_log:
+            s += "\nvalgrind (tail):\n" + "\n".join(self.valgrind_log.splitlines()[-80:])
+        return s
+
+
+_DROP_ENV = re.compile(r"^(AWS_.*|.*_PROXY|.*_proxy|no_proxy|NO_PROXY|RUST_LOG)$")
+
+
+def host_env(extra: Optional[Mapping[str, Optional[str]]] = None, home: Optional[Path] = None) -> dict:
+    """The environment for a host run: the inherited one less AWS_* and proxy variables, plus
+    AWS_EC2_METADATA_DISABLED=true and a private HOME; ``extra`` adds (or, with None, removes)
+    variables."""
+    env = {k: v for k, v in os.environ.items() if not _DROP_ENV.match(k)}
+    env["AWS_EC2_METADATA_DISABLED"] = "true"
+    env.setdefault("RUST_BACKTRACE", "1")
+    if home is not None:
+        env["HOME"] = str(home)
+    for k, v in (extra or {}).items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = str(v)
+    return env
+
+
+def run_host(
+    config: Union[Path, Sequence[Instance]],
+    chunks: Sequence[Union[Path, bytes, object]] = (),
+    *,
+    so: Optional[Path] = None,
+    threads: Optional[int] = None,
+    flushes: Optional[int] = None,
+    cycles: Optional[int] = None,
+    stack: Optional[int] = None,
+    retry_delay_ms: Optional[int] = 100,
+    max_retries: Optional[int] = None,
+    hot_reload: bool = False,
+    env: Optional[Mapping[str, Optional[str]]] = None,
+    log_level: str = "info",
+    timeout: float = 120,
+    valgrind: bool = False,
+    valgrind_args: Sequence[str] = (),
+    workdir: Optional[Path] = None,
+) -> HostResult:
+    """Run the host. ``config`` is a path or a list of instances (see :func:`config_text`);
+    ``chunks`` are paths, bytes or objects with ``.data`` (and ``.name``), written to files.
+    Returns the parsed JSON summary (None if the host printed none) and the stderr."""
+    host = host_binary()
+    so = Path(so) if so else plugin_so()
+    own_dir = workdir is None
+    wd = Path(workdir or tempfile.mkdtemp(prefix="flb_host_"))
+    home = wd / "home"
+    home.mkdir(exist_ok=True)
+    try:
+        if not isinstance(config, (str, Path)):
+            config = write_config(wd / "fluent-bit.conf", config, log_level=log_level)
+        chunk_paths = []
+        for i, c in enumerate(chunks):
+            if isinstance(c, (str, Path)):
+                chunk_paths.append(Path(c))
+                continue
+            data = c if isinstance(c, (bytes, bytearray)) else c.data
+            name = getattr(c, "name", None) or f"chunk{i}.bin"
+            p = wd / f"{i:03d}-{name}"
+            p.write_bytes(bytes(data))
+            chunk_paths.append(p)
+        cmd = [str(host), "--so", str(so), "--config", str(config)]
+        for p in chunk_paths:
+            cmd += ["--chunk", str(p)]
+        for opt, val in (("--threads", threads), ("--flushes", flushes), ("--cycles", cycles),
+                         ("--stack", stack), ("--retry-delay-ms", retry_delay_ms),
+                         ("--max-retries", max_retries)):
+            if val is not None:
+                cmd += [opt, str(val)]
+        if hot_reload:
+            cmd.append("--hot-reload")
+        vg_log = None
+        if valgrind:
+            vg_log = wd / "valgrind.log"
+            vg = ["valgrind", "--error-exitcode=1", "--leak-check=full",
+                  "--errors-for-leak-kinds=definite", "--show-leak-kinds=definite",
+                  "--num-callers=40", f"--log-file={vg_log}"]
+            if SUPPRESSIONS.exists():
+                vg.append(f"--suppressions={SUPPRESSIONS}")
+            cmd = vg + list(valgrind_args) + cmd
+        proc = subprocess.run(cmd, env=host_env(env, home), capture_output=True, timeout=timeout,
+                              cwd=wd)
+        stdout = proc.stdout.decode("utf-8", "replace")
+        stderr = proc.stderr.decode("utf-8", "replace")
+        summary = None
+        for line in reversed(stdout.splitlines()):
+            if line.startswith("{"):
+                summary = json.loads(line)
+                break
+        return HostResult(
+            returncode=proc.returncode, summary=summary, stdout=stdout, stderr=stderr, cmd=cmd,
+            valgrind_log=vg_log.read_text(errors="replace") if vg_log and vg_log.exists() else None,
+            workdir=None if own_dir else wd,
+            log_lines=[l for l in stderr.splitlines() if l.startswith("[HOST] ")])
+    finally:
+        if own_dir:
+            shutil.rmtree(wd, ignore_errors=True)
+
+
+def have_valgrind() -> bool:
+    return shutil.which("valgrind") is not None

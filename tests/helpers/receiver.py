@@ -1,0 +1,677 @@
+"""A loopback HTTP receiver that verifies AWS SigV4 signatures independently, with botocore.
+
+Every request is recorded (method, path, headers, raw and decoded body, parsed records, the
+verification verdict and the response sent). Signatures are recomputed with botocore's
+``SigV4Auth`` from exactly the headers the client says it signed and the client's own
+``X-Amz-Date`` (never the current clock), so a pass means an AWS service would accept it.
+
+Responses are scriptable per request (status, body, connection reset, stall), which the tests
+use to drive the plugin's retry logic (DESIGN.md §6).
+
+Also runnable for demos::
+
+    python -m tests.helpers.receiver --port 8080 --access-key AKID --secret-key SECRET \
+        [--session-token TOKEN] [--region us-east-1] [--service es] [--no-auth]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import hmac
+import json
+import re
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
+
+import msgpack
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+try:  # zstd bodies (compress zstd)
+    import zstandard
+except ImportError:  # pragma: no cover - listed in tests/requirements.txt
+    zstandard = None
+
+SIGNATURE_MISMATCH_BODY = b'{"message":"The request signature we calculated does not match"}'
+
+_AUTH_RE = re.compile(
+    r"^AWS4-HMAC-SHA256\s+"
+    r"Credential=(?P<cred>[^,\s]+)\s*,\s*"
+    r"SignedHeaders=(?P<signed>[^,\s]+)\s*,\s*"
+    r"Signature=(?P<sig>[0-9a-fA-F]+)\s*$"
+)
+
+
+# ------------------------------------------------------------------------------------------------
+# scripted responses
+
+
+@dataclass
+class Response:
+    """What the receiver does with one request.
+
+    ``reset``: ``"before"`` closes the connection with a TCP RST without answering;
+    ``"mid_body"`` sends the status line, headers and half of the body, then resets.
+    ``stall``: seconds to sleep before answering (the client is expected to time out).
+    ``verify``: when False the signature is not checked for this request.
+    """
+
+    status: int = 200
+    body: Union[bytes, str] = b""
+    headers: dict = field(default_factory=dict)
+    reset: Optional[str] = None
+    stall: float = 0.0
+    verify: bool = True
+
+    def body_bytes(self) -> bytes:
+        return self.body.encode() if isinstance(self.body, str) else self.body
+
+
+Responder = Callable[["ReceivedRequest"], Optional[Response]]
+
+
+@dataclass
+class ReceivedRequest:
+    index: int
+    method: str
+    path: str
+    headers: dict  # lower-case name -> value (last value wins; see header_list for all)
+    header_list: list
+    raw_body: bytes
+    body: bytes = b""  # after Content-Encoding
+    content_encoding: Optional[str] = None
+    format: Optional[str] = None
+    records: list = field(default_factory=list)
+    events: list = field(default_factory=list)  # raw decoded objects (maps or event arrays)
+    parse_error: Optional[str] = None
+    auth_checked: bool = False
+    auth_ok: Optional[bool] = None
+    auth_reason: Optional[str] = None
+    access_key: Optional[str] = None
+    region: Optional[str] = None
+    service: Optional[str] = None
+    signed_headers: list = field(default_factory=list)
+    status: Optional[int] = None  # status sent; None when reset/stalled
+    outcome: str = ""  # "accepted", "rejected", "scripted", "reset", "stalled"
+    received_at: float = 0.0
+
+    @property
+    def accepted(self) -> bool:
+        return self.outcome == "accepted"
+
+
+# ------------------------------------------------------------------------------------------------
+# body parsing
+
+
+def decompress(body: bytes, encoding: Optional[str]) -> bytes:
+    enc = (encoding or "").strip().lower()
+    if enc in ("", "identity"):
+        return body
+    if enc == "gzip":
+        return gzip.decompress(body)
+    if enc == "zstd":
+        if zstandard is None:
+            raise RuntimeError("zstandard is not installed")
+        dobj = zstandard.ZstdDecompressor().decompressobj()
+        out = dobj.decompress(body)
+        return out
+    raise ValueError(f"unsupported Content-Encoding {encoding!r}")
+
+
+def _json_stream(text: str) -> list:
+    dec = json.JSONDecoder()
+    out = []
+    i, n = 0, len(text)
+    while True:
+        while i < n and text[i] in " \t\r\n":
+            i += 1
+        if i >= n:
+            break
+        obj, i = dec.raw_decode(text, i)
+        out.append(obj)
+    return out
+
+
+def record_of(obj: Any) -> Any:
+    """The record map of a decoded object: a map itself, or the record of an event array."""
+    if isinstance(obj, dict):
+        return obj
+    if isinstance(obj, (list, tuple)) and len(obj) == 2 and isinstance(obj[1], dict):
+        return obj[1]
+    return obj
+
+
+def parse_body(body: bytes, content_type: Optional[str], fmt: Optional[str] = None):
+    """Returns (format, objects). ``fmt`` forces a format; else it is guessed from the
+    Content-Type and the body: msgpack, json (one array), json_lines or json_stream."""
+    ct = (content_type or "").lower()
+    if fmt is None:
+        if "msgpack" in ct:
+            fmt = "msgpack"
+        else:
+            stripped = body.lstrip()
+            if stripped.startswith(b"["):
+                fmt = "json"
+            elif "ndjson" in ct or (body.endswith(b"\n") and b"}\n{" in body) or (
+                body.count(b"\n") == 1 and body.endswith(b"\n")
+            ):
+                fmt = "json_lines"
+            else:
+                fmt = "json_stream"
+    if fmt == "msgpack":
+        unpacker = msgpack.Unpacker(
+            raw=False, strict_map_key=False, timestamp=0, ext_hook=_ext_hook
+        )
+        unpacker.feed(body)
+        return fmt, list(unpacker)
+    text = body.decode("utf-8")
+    if fmt == "json":
+        val = json.loads(text)
+        if not isinstance(val, list):
+            raise ValueError("json body is not an array")
+        return fmt, val
+    if fmt == "json_lines":
+        out = []
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        for line in lines:
+            out.append(json.loads(line))
+        return fmt, out
+    return fmt, _json_stream(text)
+
+
+def _ext_hook(code: int, data: bytes):
+    if code == 0 and len(data) == 8:
+        sec, nsec = struct.unpack(">II", data)
+        return ("EventTime", sec, nsec)
+    return msgpack.ExtType(code, data)
+
+
+# ------------------------------------------------------------------------------------------------
+# SigV4 verification
+
+
+class _ExactHeadersSigV4Auth(SigV4Auth):
+    """botocore's SigV4 with the header set taken as given (the client decided what to sign);
+    everything else — canonical URI, query, header canonicalisation, string to sign, key
+    derivation — is botocore's own."""
+
+    def headers_to_sign(self, request):
+        from botocore.compat import HTTPHeaders
+
+        header_map = HTTPHeaders()
+        for name, value in request.headers.items():
+            header_map[name.lower()] = value
+        return header_map
+
+
+@dataclass(frozen=True)
+class CredentialSet:
+    access_key: str
+    secret_key: str
+    token: Optional[str] = None
+
+
+def _as_cred(c) -> CredentialSet:
+    if isinstance(c, CredentialSet):
+        return c
+    if isinstance(c, dict):
+        return CredentialSet(c["access_key"], c["secret_key"], c.get("token"))
+    c = tuple(c)
+    return CredentialSet(c[0], c[1], c[2] if len(c) > 2 else None)
+
+
+def verify_sigv4(
+    method: str,
+    path: str,
+    header_list: Sequence[tuple],
+    raw_body: bytes,
+    credentials: Sequence[CredentialSet],
+    region: Optional[str] = None,
+    service: Optional[str] = None,
+    require_token: bool = False,
+) -> dict:
+    """Verify a request's SigV4 signature. Returns a dict with ``ok`` and ``reason`` and the
+    parsed scope; never raises for a bad request."""
+    res: dict = {"ok": False, "reason": None, "access_key": None, "region": None,
+                 "service": None, "signed_headers": []}
+    headers_lc: dict = {}
+    for k, v in header_list:
+        headers_lc.setdefault(k.lower(), []).append(v)
+
+    def one(name):
+        vals = headers_lc.get(name)
+        return vals[0] if vals else None
+
+    auth = one("authorization")
+    if not auth:
+        res["reason"] = "missing Authorization header"
+        return res
+    m = _AUTH_RE.match(auth.strip())
+    if not m:
+        res["reason"] = f"unparseable Authorization header: {auth[:80]!r}"
+        return res
+    cred_parts = m.group("cred").split("/")
+    if len(cred_parts) != 5 or cred_parts[4] != "aws4_request":
+        res["reason"] = f"bad credential scope {m.group('cred')!r}"
+        return res
+    access_key, scope_date, scope_region, scope_service, _ = cred_parts
+    signed = m.group("signed").split(";")
+    res.update(access_key=access_key, region=scope_region, service=scope_service,
+               signed_headers=signed)
+    if signed != sorted(signed) or any(h != h.lower() for h in signed):
+        res["reason"] = f"SignedHeaders not sorted lower-case: {signed}"
+        return res
+    for required in ("host", "x-amz-date", "x-amz-content-sha256"):
+        if required not in signed:
+            res["reason"] = f"{required} is not signed (SignedHeaders={';'.join(signed)})"
+            return res
+    if "content-length" in signed:
+        res["reason"] = "content-length must not be signed"
+        return res
+    for h in signed:
+        if h not in headers_lc:
+            res["reason"] = f"signed header {h} is absent from the request"
+            return res
+    amz_date = one("x-amz-date")
+    if not re.fullmatch(r"\d{8}T\d{6}Z", amz_date or ""):
+        res["reason"] = f"bad X-Amz-Date {amz_date!r}"
+        return res
+    if amz_date[:8] != scope_date:
+        res["reason"] = f"scope date {scope_date} != X-Amz-Date {amz_date}"
+        return res
+    if region is not None and scope_region != region:
+        res["reason"] = f"region {scope_region!r} in scope, expected {region!r}"
+        return res
+    if service is not None and scope_service != service:
+        res["reason"] = f"service {scope_service!r} in scope, expected {service!r}"
+        return res
+    content_sha = one("x-amz-content-sha256")
+    if content_sha != hashlib.sha256(raw_body).hexdigest():
+        res["reason"] = (f"X-Amz-Content-SHA256 {content_sha} != sha256(body) "
+                         f"{hashlib.sha256(raw_body).hexdigest()}")
+        return res
+    cands = [c for c in credentials if c.access_key == access_key]
+    if not cands:
+        res["reason"] = f"unknown access key {access_key}"
+        return res
+    token = one("x-amz-security-token")
+    if require_token and not token:
+        res["reason"] = "X-Amz-Security-Token required but absent"
+        return res
+    if token is not None and "x-amz-security-token" not in signed:
+        res["reason"] = "X-Amz-Security-Token present but not signed"
+        return res
+    reasons = []
+    host = one("host")
+    for cred in cands:
+        if cred.token and token != cred.token:
+            reasons.append("session token missing or different" if token else
+                           "X-Amz-Security-Token missing for credentials with a token")
+            continue
+        if not cred.token and token:
+            reasons.append("X-Amz-Security-Token sent for credentials without a token")
+            continue
+        req_headers = {}
+        for h in signed:
+            # several values of one header are joined as a client would (botocore joins with ,)
+            req_headers[h] = ",".join(headers_lc[h])
+        req = AWSRequest(method=method, url=f"http://{host}{path}", data=raw_body,
+                         headers=req_headers)
+        req.context["timestamp"] = amz_date
+        signer = _ExactHeadersSigV4Auth(
+            Credentials(cred.access_key, cred.secret_key, cred.token),
+            scope_service, scope_region)
+        canonical = signer.canonical_request(req)
+        sts = signer.string_to_sign(req, canonical)
+        expected = signer.signature(sts, req)
+        if hmac.compare_digest(expected, m.group("sig").lower()):
+            res["ok"] = True
+            res["reason"] = None
+            res["canonical_request"] = canonical
+            return res
+        reasons.append("signature mismatch")
+        res["canonical_request"] = canonical
+    res["reason"] = "; ".join(reasons) or "signature mismatch"
+    return res
+
+
+# ------------------------------------------------------------------------------------------------
+# the server
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "sigv4-receiver/1"
+    timeout = 60  # idle keep-alive connections are dropped after this
+
+    def log_message(self, fmt, *args):  # quiet
+        if self.server.receiver.verbose:
+            super().log_message(fmt, *args)
+
+    def _read_body(self) -> bytes:
+        te = (self.headers.get("Transfer-Encoding") or "").lower()
+        if "chunked" in te:
+            out = bytearray()
+            while True:
+                line = self.rfile.readline(65537)
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    # trailers
+                    while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                out += self.rfile.read(size)
+                self.rfile.readline(65537)
+            return bytes(out)
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _handle(self):
+        self.server.receiver._handle(self)
+
+    do_POST = do_PUT = do_GET = do_DELETE = do_PATCH = _handle
+
+    def _reset(self):
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+        self.close_connection = True
+        try:
+            self.connection.close()
+        except OSError:
+            pass
+
+    def _send(self, status: int, body: bytes, headers: Optional[dict] = None):
+        self.send_response(status)
+        hdrs = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+        hdrs.update(headers or {})
+        for k, v in hdrs.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+        self.wfile.flush()
+
+
+class Receiver:
+    """A threaded HTTP receiver on 127.0.0.1 that records and verifies requests.
+
+    ``credentials``: a list of (access_key, secret_key, token-or-None) accepted (several sets
+    support rotation). ``auth=False`` accepts unsigned requests (no verification).
+    ``responses``: a list of :class:`Response` (or status ints) consumed one per request;
+    ``responder``: a callable ``f(request) -> Response | None`` consulted first. When neither
+    decides, the request is verified and answered 200 (or 403 on a bad signature).
+    ``max_body_bytes``: bodies larger than this (as received, before decompression) get 413.
+    A body that does not parse is still answered 200 (``parse_error`` is recorded and it has no
+    records) unless ``strict_body=True``, which answers 400.
+    """
+
+    def __init__(
+        self,
+        credentials: Iterable = (),
+        region: Optional[str] = None,
+        service: Optional[str] = None,
+        auth: bool = True,
+        require_token: bool = False,
+        responses: Optional[Iterable] = None,
+        responder: Optional[Responder] = None,
+        max_body_bytes: Optional[int] = None,
+        fmt: Optional[str] = None,
+        strict_body: bool = False,
+        port: int = 0,
+        verbose: bool = False,
+    ):
+        self.credentials = [_as_cred(c) for c in credentials]
+        self.region = region
+        self.service = service
+        self.auth = auth
+        self.require_token = require_token
+        self.max_body_bytes = max_body_bytes
+        self.fmt = fmt
+        self.strict_body = strict_body
+        self.verbose = verbose
+        self._responses: list = [self._as_response(r) for r in (responses or [])]
+        self._responder = responder
+        self._lock = threading.RLock()  # a responder may call the accessors
+        self._cond = threading.Condition(self._lock)
+        self._requests: list[ReceivedRequest] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+        self._server.daemon_threads = True
+        self._server.block_on_close = False
+        self._server.receiver = self
+        self._thread: Optional[threading.Thread] = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def endpoint(self, path: str = "/logs") -> str:
+        return self.url + path
+
+    def start(self) -> "Receiver":
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.1},
+                                        name=f"receiver-{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- scripting ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _as_response(r) -> Response:
+        if isinstance(r, Response):
+            return r
+        if isinstance(r, int):
+            return Response(status=r, body=b'{"message":"scripted %d"}' % r)
+        raise TypeError(f"not a Response: {r!r}")
+
+    def script(self, *responses):
+        """Queue responses for the next requests, in order."""
+        with self._lock:
+            self._responses.extend(self._as_response(r) for r in responses)
+
+    def set_responder(self, responder: Optional[Responder]):
+        with self._lock:
+            self._responder = responder
+
+    # -- accessors ---------------------------------------------------------------------------
+
+    def requests(self) -> list[ReceivedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def accepted(self) -> list[ReceivedRequest]:
+        return [r for r in self.requests() if r.accepted]
+
+    def records(self, path: Optional[str] = None) -> list:
+        """Records of accepted requests (the ones the client was told were delivered)."""
+        out = []
+        for r in self.requests():
+            if r.accepted and (path is None or r.path == path):
+                out.extend(r.records)
+        return out
+
+    def rejections(self) -> list[ReceivedRequest]:
+        return [r for r in self.requests() if r.outcome == "rejected"]
+
+    def clear(self):
+        with self._lock:
+            self._requests.clear()
+            self._responses.clear()
+
+    def wait_for_records(self, n: int, timeout: float = 10.0, path: Optional[str] = None) -> list:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                recs = [x for r in self._requests
+                        if r.accepted and (path is None or r.path == path) for x in r.records]
+                if len(recs) >= n:
+                    return recs
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{len(recs)} of {n} records arrived in {timeout}s")
+                self._cond.wait(left)
+
+    # -- request handling --------------------------------------------------------------------
+
+    def _handle(self, h: _Handler):
+        try:
+            raw = h._read_body()
+        except (OSError, ValueError):
+            h.close_connection = True
+            return
+        header_list = list(h.headers.items())
+        with self._lock:
+            idx = len(self._requests)
+        req = ReceivedRequest(
+            index=idx, method=h.command, path=h.path,
+            headers={k.lower(): v for k, v in header_list}, header_list=header_list,
+            raw_body=raw, received_at=time.time())
+        req.content_encoding = req.headers.get("content-encoding")
+        try:
+            req.body = decompress(raw, req.content_encoding)
+            req.format, req.events = parse_body(req.body, req.headers.get("content-type"),
+                                                self.fmt)
+            req.records = [record_of(o) for o in req.events]
+        except Exception as e:  # noqa: BLE001 - recorded for the test to see
+            req.parse_error = f"{type(e).__name__}: {e}"
+
+        with self._lock:
+            self._requests.append(req)
+            resp = None
+            if self._responder is not None:
+                resp = self._responder(req)
+                if resp is not None:
+                    resp = self._as_response(resp)
+            if resp is None and self._responses:
+                resp = self._responses.pop(0)
+
+        verify = self.auth and (resp is None or resp.verify)
+        if verify:
+            v = verify_sigv4(req.method, req.path, header_list, raw, self.credentials,
+                             self.region, self.service, self.require_token)
+            req.auth_checked = True
+            req.auth_ok = v["ok"]
+            req.auth_reason = v["reason"]
+            req.access_key = v["access_key"]
+            req.region = v["region"]
+            req.service = v["service"]
+            req.signed_headers = v["signed_headers"]
+
+        try:
+            if verify and not req.auth_ok:
+                self._finish(req, "rejected", 403)
+                h._send(403, SIGNATURE_MISMATCH_BODY)
+            elif resp is not None and resp.reset == "before":
+                self._finish(req, "reset", None)
+                h._reset()
+            elif resp is not None and resp.reset == "mid_body":
+                self._finish(req, "reset", None)
+                body = resp.body_bytes() or b'{"message":"' + b"x" * 200 + b'"}'
+                h.send_response(resp.status)
+                h.send_header("Content-Type", "application/json")
+                h.send_header("Content-Length", str(len(body)))
+                h.end_headers()
+                h.wfile.write(body[: len(body) // 2])
+                h.wfile.flush()
+                h._reset()
+            elif resp is not None and resp.stall:
+                self._finish(req, "stalled", None)
+                time.sleep(resp.stall)
+                h._send(resp.status, resp.body_bytes(), resp.headers)
+            elif self.max_body_bytes is not None and len(raw) > self.max_body_bytes:
+                self._finish(req, "too_large", 413)
+                h._send(413, b'{"message":"Request Entity Too Large"}')
+            elif resp is not None:
+                ok = 200 <= resp.status < 300
+                self._finish(req, "accepted" if ok else "scripted", resp.status)
+                h._send(resp.status, resp.body_bytes(), resp.headers)
+            elif req.parse_error is not None and self.strict_body:
+                self._finish(req, "bad_body", 400)
+                h._send(400, json.dumps({"message": req.parse_error}).encode())
+            else:
+                self._finish(req, "accepted", 200)
+                h._send(200, b'{"errors":false}')
+        except OSError:
+            h.close_connection = True
+        if self.verbose:
+            print(f"[receiver] #{req.index} {req.method} {req.path} -> {req.outcome} "
+                  f"{req.status} records={len(req.records)} auth={req.auth_ok} "
+                  f"{req.auth_reason or ''}", flush=True)
+
+    def _finish(self, req: ReceivedRequest, outcome: str, status: Optional[int]):
+        with self._cond:
+            req.outcome = outcome
+            req.status = status
+            self._cond.notify_all()
+
+
+def main(argv: Optional[list] = None):
+    ap = argparse.ArgumentParser(description="SigV4-verifying HTTP receiver (botocore)")
+    ap.add_argument("--port", type=int, default=8080)
+    ap.add_argument("--access-key")
+    ap.add_argument("--secret-key")
+    ap.add_argument("--session-token")
+    ap.add_argument("--region")
+    ap.add_argument("--service")
+    ap.add_argument("--no-auth", action="store_true", help="accept unsigned requests")
+    ap.add_argument("--require-token", action="store_true")
+    ap.add_argument("--print-records", action="store_true")
+    args = ap.parse_args(argv)
+    if not args.no_auth and not (args.access_key and args.secret_key):
+        ap.error("--access-key and --secret-key are required unless --no-auth")
+    creds = [] if args.no_auth else [(args.access_key, args.secret_key, args.session_token)]
+    rcv = Receiver(credentials=creds, region=args.region, service=args.service,
+                   auth=not args.no_auth, require_token=args.require_token,
+                   port=args.port, verbose=True)
+    rcv.start()
+    print(f"listening on {rcv.url}", flush=True)
+    seen = 0
+    try:
+        while True:
+            time.sleep(0.5)
+            if args.print_records:
+                reqs = rcv.requests()
+                for r in reqs[seen:]:
+                    for rec in (r.records if r.accepted else []):
+                        print(json.dumps(rec, ensure_ascii=False), flush=True)
+                seen = len(reqs)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        rcv.stop()
+
+
+if __name__ == "__main__":
+    main()

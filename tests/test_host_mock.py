@@ -1,0 +1,207 @@
+"""Tests of the C host itself (tests/host/flb_host.c), driven with the C mock plugin
+(tests/host/mock_plugin.c), so the harness is known to be right before it judges the plugin."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.helpers import host as H
+
+CHUNK_A = b"\x92\x01\x80"  # [1, {}]
+CHUNK_B = b"\x92\x02\x80\x92\x03\x80"
+
+
+def _props(res, instance=0):
+    out = {}
+    for line in res.logs("info"):
+        m = re.match(rf"instance {instance} prop (\S+)=(.*)$", line)
+        if m:
+            out[m.group(1)] = None if m.group(2) == "(null)" else m.group(2)
+    return out
+
+
+WITHHELD = ["match", "Match_Regex", "alias", "log_level", "log_suppress_interval", "host",
+            "PORT", "ipv6", "retry_limit", "workers", "storage.total_limit_size", "tls",
+            "tls.verify", "TLS.ca_file", "tls.anything", "net.keepalive", "Net.connect_timeout",
+            "oauth2.enable", "OAuth2_token_url", "name", "Test_Tag"]
+
+
+def test_properties_withheld_and_lookup_rules(run_mock, monkeypatch):
+    inst = [
+        ("mock_dump", " ".join(WITHHELD + ["endpoint", "ENDPOINT", "headers", "empty",
+                                           "from_env", "with_semicolon", "unknown"])),
+        ("endpoint", "http://127.0.0.1:9/first"),
+        ("Endpoint", "http://127.0.0.1:9/second"),  # repeated key: the first value wins
+        ("headers", "X-A: 1; X-B: two words"),
+        ("empty", ""),
+        ("from_env", "pre-${FLB_HOST_TEST_VAR}-post"),
+        ("with_semicolon", "a;b ; c"),
+        ("Match", "*"), ("Match_Regex", ".*"), ("alias", "a"), ("log_level", "info"),
+        ("log_suppress_interval", "1"), ("host", "1.2.3.4"), ("PORT", "80"), ("ipv6", "on"),
+        ("retry_limit", "3"), ("workers", "2"), ("storage.total_limit_size", "1M"),
+        ("tls", "off"), ("tls.verify", "off"), ("TLS.ca_file", "/x"), ("tls.anything", "1"),
+        ("net.keepalive", "off"), ("Net.connect_timeout", "5"), ("oauth2.enable", "on"),
+        ("OAuth2_token_url", "x"), ("Test_Tag", "my.tag"),
+    ]
+    res = run_mock([inst], env={"FLB_HOST_TEST_VAR": "val"})
+    assert res.returncode == 0, res.describe()
+    props = _props(res)
+    for k in WITHHELD:
+        assert k in props and props[k] is None, (k, props.get(k))
+    assert props["endpoint"] == "http://127.0.0.1:9/first"
+    assert props["ENDPOINT"] == "http://127.0.0.1:9/first"
+    assert props["headers"] == "X-A: 1; X-B: two words"
+    assert props["empty"] is None
+    assert props["from_env"] == "pre-val-post"
+    assert props["with_semicolon"] == "a;b ; c"
+    assert props["unknown"] is None
+    assert res.summary["api_misuse"] == 0
+
+
+def test_tls_on_refused_tls_off_accepted(run_mock):
+    for v in ("on", "true", "Yes", "1"):
+        res = run_mock([{"tls": v}])
+        assert res.returncode == H.EXIT_CONFIG, res.describe()
+        assert "config error: plugin does not support TLS" in res.stderr
+        assert "[MOCK] register" not in res.stderr  # refused before anything is initialised
+    res = run_mock([{"tls": "off"}])
+    assert res.returncode == 0, res.describe()
+
+
+def test_config_errors(run_mock, tmp_path):
+    res = run_mock([{"Name": "http"}])
+    assert res.returncode == H.EXIT_CONFIG
+    res = run_mock([{"log_level": "loud"}])
+    assert res.returncode == H.EXIT_CONFIG
+    p = tmp_path / "empty.conf"
+    p.write_text("[SERVICE]\n    Log_Level info\n")
+    res = run_mock(p)
+    assert res.returncode == H.EXIT_CONFIG
+
+
+def test_call_sequence_and_hot_reload_flags(run_mock):
+    res = run_mock([{}, {}], [CHUNK_A, CHUNK_B], cycles=3, hot_reload=True)
+    assert res.returncode == 0, res.describe()
+    seq = [l for l in res.stderr.splitlines() if l.startswith("[MOCK]") or "initialized" in l
+           or " exit " in l]
+    per_cycle = [
+        "[MOCK] pre_register hot_reloading={hot}",
+        "[MOCK] register preset_type=2",
+        "[HOST] [info] instance 0 initialized",
+        "[HOST] [info] instance 1 initialized",
+        "[MOCK] pre_run enable_hot_reload=1",
+        "[MOCK] pre_run enable_hot_reload=1",
+        "[MOCK] pre_exit shutdown_by_hot_reloading={shut}",
+        "[HOST] [info] instance 0 exit flushes=1",
+        "[MOCK] pre_exit shutdown_by_hot_reloading={shut}",
+        "[HOST] [info] instance 1 exit flushes=1",
+        "[MOCK] unregister name=sigv4_http",
+    ]
+    want = []
+    for c in range(3):
+        want += [s.format(hot=int(c > 0), shut=int(c < 2)) for s in per_cycle]
+    assert seq == want
+    s = res.summary
+    assert s["cycles"] == 3 and s["instances"] == 2
+    assert s["description"] == "mock plugin for the flb_host tests"
+    assert s["description_stable"] is True
+    assert s["threads_before"] == 1 and s["threads_at_end"] == 1
+    assert s["threads_after_cycle"] == [1, 1, 1]
+
+
+def test_without_hot_reload_flags_are_zero(run_mock):
+    res = run_mock([{}], [CHUNK_A], cycles=2)
+    assert res.returncode == 0
+    assert "hot_reloading=1" not in res.stderr and "hot_reload=1" not in res.stderr
+
+
+def test_flush_assignment_default_and_flushes(run_mock):
+    res = run_mock([{}, {}], [CHUNK_A, CHUNK_B, CHUNK_A], threads=2)
+    got = [(f["instance"], f["chunk_index"], f["thread"], f["tag"]) for f in res.summary["flushes"]]
+    assert got == [(0, 0, 0, "test.0"), (1, 1, 1, "test.1"), (0, 2, 0, "test.0")]
+    res = run_mock([{}, {"Test_Tag": "app.x"}], [CHUNK_A, CHUNK_B, CHUNK_A], flushes=3, threads=4)
+    got = [(f["instance"], f["chunk_index"], f["tag"]) for f in res.summary["flushes"]]
+    assert got == [(0, 0, "test.0"), (1, 1, "app.x"), (0, 1, "test.0"), (1, 2, "app.x"),
+                   (0, 2, "test.0"), (1, 0, "app.x")]
+    assert res.summary["ok"] == 6
+
+
+def test_retry_error_and_unexpected_codes(run_mock):
+    res = run_mock([{"mock_result": "retry:2"}], [CHUNK_A], retry_delay_ms=1)
+    assert res.results() == [[2, 2, 1]]
+    res = run_mock([{"mock_result": "retry_always"}], [CHUNK_A], retry_delay_ms=1, max_retries=3)
+    assert res.results() == [[2, 2, 2, 2]]
+    assert res.summary["flushes"][0]["gave_up"] is True and res.summary["gave_up"] == 1
+    res = run_mock([{"mock_result": "error"}], [CHUNK_A])
+    assert res.results() == [[0]] and res.summary["error"] == 1
+    res = run_mock([{"mock_result": "weird"}], [CHUNK_A])
+    assert res.results() == [[7]] and res.summary["other"] == 1
+
+
+def test_init_failure_exits_3_and_cleans_up(run_mock):
+    res = run_mock([{}, {"mock_init": "fail"}, {}], [CHUNK_A])
+    assert res.returncode == H.EXIT_INIT, res.describe()
+    assert "init failed for instance 1" in res.stderr
+    assert "instance 0 exit" in res.stderr  # the instance that started is shut down
+    assert "instance 2 initialized" not in res.stderr
+    assert "[MOCK] unregister" in res.stderr
+    assert res.summary["calls"] == 0
+
+
+def test_bad_definition_refused(run_mock):
+    res = run_mock([{}], env={"MOCK_BAD_DEF": "1"})
+    assert res.returncode == H.EXIT_LOAD
+    assert "bad plugin definition" in res.stderr
+
+
+def test_stack_measurement_and_overflow(run_mock):
+    res = run_mock([{"mock_stack": "8000"}], [CHUNK_A])
+    assert res.returncode == 0
+    assert 8000 <= res.summary["max_stack_used"] < 24576
+    res = run_mock([{"mock_stack": "30000"}], [CHUNK_A])
+    assert res.returncode == H.EXIT_STACK, res.describe()
+    assert res.summary["stack_overflow"] is True
+    assert res.summary["max_stack_used"] >= 30000
+    res = run_mock([{"mock_stack": "30000"}], [CHUNK_A], stack=65536)
+    assert res.returncode == 0 and res.summary["stack_overflow"] is False
+
+
+def test_thread_count_reported(run_mock):
+    res = run_mock([{}], [CHUNK_A], env={"MOCK_LEAK_THREAD": "1"})
+    assert res.returncode == 0
+    assert res.summary["threads_at_end"] == 2
+
+
+def test_log_levels(run_mock):
+    inst = {"mock_log": "on"}
+    res = run_mock([inst], [CHUNK_A], log_level="info")
+    assert not res.logs("debug") and res.logs("info")
+    res = run_mock([inst], [CHUNK_A], log_level="debug")
+    assert any("flush tag=test.0 size=3" in l for l in res.logs("debug"))
+    res = run_mock([dict(inst, log_level="debug")], [CHUNK_A], log_level="error")
+    assert res.logs("debug") and res.logs("info")  # the instance's log_level wins
+    res = run_mock([dict(inst, log_level="error")], [CHUNK_A], log_level="debug")
+    assert not res.logs("debug") and not res.logs("info")
+
+
+@pytest.mark.valgrind
+@pytest.mark.skipif(not H.have_valgrind(), reason="valgrind is not installed")
+def test_host_is_valgrind_clean(run_mock):
+    res = run_mock([{"mock_result": "retry:1", "mock_log": "on"}, {}], [CHUNK_A, CHUNK_B],
+                   flushes=2, threads=2, cycles=2, hot_reload=True, retry_delay_ms=1,
+                   log_level="debug", valgrind=True, timeout=300)
+    assert res.returncode == 0, res.describe()
+    assert "ERROR SUMMARY: 0 errors" in res.valgrind_log, res.describe()
+
+
+@pytest.mark.valgrind
+@pytest.mark.skipif(not H.have_valgrind(), reason="valgrind is not installed")
+@pytest.mark.parametrize("fault,evidence", [("MOCK_LEAK_MEM", "definitely lost"),
+                                            ("MOCK_KEEP_DATA", "Invalid read")])
+def test_valgrind_catches_plugin_faults(run_mock, fault, evidence):
+    """The valgrind wiring judges the plugin: a leak or a chunk used after flush fails."""
+    res = run_mock([{}], [CHUNK_A], valgrind=True, timeout=300, env={fault: "1"})
+    assert res.returncode == 1, res.describe()
+    assert evidence in res.valgrind_log
