@@ -147,7 +147,7 @@ impl Output {
         }
 
         let auth = if config.aws.auth {
-            let scope = resolve_scope(&config, &env)?;
+            let scope = resolve_scope(&config, &env, &resolver).await?;
             let ctx = ChainContext { env, aws: config.aws.clone(), region: Some(scope.region.clone()), proxy: resolver.clone(), log: log.clone() };
             let selection = credentials::select(&ctx).await?;
             flb_log!(
@@ -432,20 +432,31 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// Region: `aws_region`, `AWS_REGION`, `AWS_DEFAULT_REGION`, then the endpoint host. Service:
-/// `aws_service`, then the endpoint host.
-fn resolve_scope(config: &Config, env: &Env) -> Result<SigningScope, InitError> {
+/// Region: `aws_region`, `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`, the
+/// endpoint host, then IMDS (only where the chain may use IMDS). Service: `aws_service`, then the
+/// endpoint host.
+async fn resolve_scope(config: &Config, env: &Env, proxy: &ProxyResolver) -> Result<SigningScope, InitError> {
     let host = config.endpoint.host_str().unwrap_or("");
     let (host_region, host_service) = signing::infer_from_host(host);
-    let region = config.aws.region.clone().or_else(|| env.get("AWS_REGION")).or_else(|| env.get("AWS_DEFAULT_REGION")).or(host_region);
-    let Some(region) = region else {
-        return Err(InitError::Signing(format!(
-            "property 'aws_region' is not set and no region can be inferred from endpoint host '{host}': set aws_region (or AWS_REGION), e.g. 'aws_region us-east-1'"
-        )));
-    };
     let Some(service) = config.aws.service.clone().or(host_service) else {
         return Err(InitError::Signing(format!(
             "property 'aws_service' is not set and no service can be inferred from endpoint host '{host}': set aws_service, e.g. es, aoss, execute-api, logs, firehose"
+        )));
+    };
+    let mut region = config
+        .aws
+        .region
+        .clone()
+        .or_else(|| env.get("AWS_REGION"))
+        .or_else(|| env.get("AWS_DEFAULT_REGION"))
+        .or_else(|| credentials::region_from_profile(env, config.aws.profile.as_deref()))
+        .or(host_region);
+    if region.is_none() {
+        region = credentials::region_from_imds(env, config.aws.imds, proxy).await?;
+    }
+    let Some(region) = region else {
+        return Err(InitError::Signing(format!(
+            "property 'aws_region' is not set and no region was found (AWS_REGION, AWS_DEFAULT_REGION, the profile's region, endpoint host '{host}', EC2 instance metadata): set aws_region, e.g. 'aws_region us-east-1'"
         )));
     };
     Ok(SigningScope { region, service })

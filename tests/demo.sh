@@ -10,19 +10,20 @@ python3 -c 'import botocore, msgpack, zstandard' 2>/dev/null || python3 -m pip i
 cargo build --release
 so=$PWD/target/release/libflb_sigv4.so
 work=$(mktemp -d)
-port=${DEMO_PORT:-18080}
 
 # Demo credentials (not real AWS keys); the receiver only accepts requests signed with them.
 export AWS_ACCESS_KEY_ID=AKIDEXAMPLEDEMO AWS_SECRET_ACCESS_KEY=demo-secret-key AWS_SESSION_TOKEN=demo-session-token
 export AWS_EC2_METADATA_DISABLED=true
 unset HTTP_PROXY HTTPS_PROXY ALL_PROXY http_proxy https_proxy all_proxy AWS_PROFILE 2>/dev/null || true
 
-python3 -m tests.helpers.receiver --port "$port" --access-key "$AWS_ACCESS_KEY_ID" \
+python3 -m tests.helpers.receiver --port "${DEMO_PORT:-0}" --access-key "$AWS_ACCESS_KEY_ID" \
   --secret-key "$AWS_SECRET_ACCESS_KEY" --session-token "$AWS_SESSION_TOKEN" --require-token \
   --region us-east-1 --service execute-api --print-records >"$work/receiver.log" 2>&1 &
 receiver=$!
 trap 'kill $receiver 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 50); do grep -q listening "$work/receiver.log" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do grep -q listening "$work/receiver.log" 2>/dev/null && break; sleep 0.1; done
+port=$(sed -n 's/^listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/receiver.log")
+[ -n "$port" ] || { cat "$work/receiver.log"; echo "the receiver did not start" >&2; exit 1; }
 
 output_section() {
   cat <<CONF

@@ -149,12 +149,19 @@ pub fn assemble_body(
     }
 }
 
-/// Per-chunk encoder state: pre-encoded date key and a reusable scratch buffer.
+/// Per-chunk encoder state: pre-encoded date key and reusable work space.
 struct Encoder<'o> {
     opts: &'o BodyOptions,
     /// `"key":` for JSON, or the msgpack str of the key; empty when there is no date key.
     date_key: Vec<u8>,
+    work: Work,
+}
+
+/// Work space reused by every record of a chunk (no per-record allocation or initialisation).
+struct Work {
     scratch: Vec<u8>,
+    frames: [Frame; MAX_DEPTH],
+    counts: [u64; MAX_DEPTH],
 }
 
 impl<'o> Encoder<'o> {
@@ -172,7 +179,11 @@ impl<'o> Encoder<'o> {
         Encoder {
             opts,
             date_key,
-            scratch: Vec::new(),
+            work: Work {
+                scratch: Vec::new(),
+                frames: [ROOT; MAX_DEPTH],
+                counts: [0; MAX_DEPTH],
+            },
         }
     }
 
@@ -200,9 +211,14 @@ impl<'o> Encoder<'o> {
                 }
                 if has_date {
                     out.extend_from_slice(&self.date_key);
-                    mp_date(out, &mut self.scratch, h.timestamp, self.opts.date_format);
+                    mp_date(
+                        out,
+                        &mut self.work.scratch,
+                        h.timestamp,
+                        self.opts.date_format,
+                    );
                 }
-                copy_msgpack(r, out, items)?;
+                copy_msgpack(r, out, &mut self.work.counts, items)?;
             }
             format => {
                 out.push(b'{');
@@ -216,7 +232,7 @@ impl<'o> Encoder<'o> {
                     first: !has_date,
                     key_start: NOT_KEY,
                 };
-                json_values(r, out, &mut self.scratch, root)?;
+                json_values(r, out, &mut self.work, root)?;
                 if format == Format::JsonLines {
                     out.push(b'\n');
                 }
@@ -256,18 +272,12 @@ impl<'o> Encoder<'o> {
         };
         let mut vr = Reader::at(r.buf(), vpos);
         match self.opts.format {
-            Format::Msgpack => copy_msgpack(&mut vr, out, 1)?,
+            Format::Msgpack => copy_msgpack(&mut vr, out, &mut self.work.counts, 1)?,
             format => {
                 match vr.clone().next()? {
                     Token::Str(s) | Token::Bin(s) => write_lossy_utf8(out, s),
                     _ => {
-                        let root = Frame {
-                            remaining: 1,
-                            kind: Kind::Root,
-                            first: true,
-                            key_start: NOT_KEY,
-                        };
-                        json_values(&mut vr, out, &mut self.scratch, root)?;
+                        json_values(&mut vr, out, &mut self.work, ROOT)?;
                     }
                 }
                 if format == Format::JsonLines {
@@ -302,15 +312,28 @@ struct Frame {
 
 const NOT_KEY: usize = usize::MAX;
 
+/// A bare single value.
+const ROOT: Frame = Frame {
+    remaining: 1,
+    kind: Kind::Root,
+    first: true,
+    key_start: NOT_KEY,
+};
+
 /// Transcodes the values of `root` (already opened by the caller, whose level counts as 1) and
 /// closes it. Iterative: an explicit stack of at most [`MAX_DEPTH`] frames.
 fn json_values(
     r: &mut Reader<'_>,
     out: &mut Vec<u8>,
-    scratch: &mut Vec<u8>,
+    work: &mut Work,
     root: Frame,
 ) -> Result<(), RawError> {
-    let mut stack = [root; MAX_DEPTH];
+    let Work {
+        scratch,
+        frames: stack,
+        ..
+    } = work;
+    stack[0] = root;
     let mut sp = 1usize;
     loop {
         // Close finished containers.
@@ -712,9 +735,13 @@ fn mp_date(out: &mut Vec<u8>, scratch: &mut Vec<u8>, ts: Timestamp, fmt: DateFor
 
 /// Copies `values` msgpack values from `r` to `out`, byte for byte, except that containers
 /// deeper than [`MAX_DEPTH`] (the enclosing record is level 1) become `nil`. Iterative.
-fn copy_msgpack(r: &mut Reader<'_>, out: &mut Vec<u8>, values: u64) -> Result<(), RawError> {
+fn copy_msgpack(
+    r: &mut Reader<'_>,
+    out: &mut Vec<u8>,
+    stack: &mut [u64; MAX_DEPTH],
+    values: u64,
+) -> Result<(), RawError> {
     let buf = r.buf();
-    let mut stack = [0u64; MAX_DEPTH];
     stack[0] = values;
     let mut sp = 1usize;
     let mut copy_from = r.pos();

@@ -22,17 +22,26 @@ impl AssumeRole {
     async fn run(&self) -> Result<Credentials, CredentialsError> {
         let mut retried = false;
         loop {
-            let base = self.base.get().await.map_err(|e| CredentialsError::Provider {
-                provider: self.provider.clone(),
-                message: format!("the base credentials are not available: {e}"),
-            })?;
+            let base = self
+                .base
+                .get()
+                .await
+                .map_err(|e| CredentialsError::Provider {
+                    provider: self.provider.clone(),
+                    message: format!("the base credentials are not available: {e}"),
+                })?;
             match self.sts.assume_role(&base, &self.params).await {
                 Ok(c) => return Ok(c),
                 Err(e) if e.is_bad_caller_credentials() && !retried => {
                     retried = true;
                     self.base.invalidate();
                 }
-                Err(e) => return Err(CredentialsError::Provider { provider: self.provider.clone(), message: e.to_string() }),
+                Err(e) => {
+                    return Err(CredentialsError::Provider {
+                        provider: self.provider.clone(),
+                        message: e.to_string(),
+                    })
+                }
             }
         }
     }
@@ -48,12 +57,20 @@ impl Fetch for AssumeRole {
 }
 
 /// Wraps `base` with `sts:AssumeRole` into `role_arn` (the `aws_*` properties of the context).
-pub(crate) fn layer(ctx: &ChainContext, base: Selection, role_arn: &str) -> Result<Selection, CredentialsError> {
+pub(crate) fn layer(
+    ctx: &ChainContext,
+    base: Selection,
+    role_arn: &str,
+) -> Result<Selection, CredentialsError> {
     let provider = format!("assume-role:{role_arn}");
     let sts = Sts::new(ctx, &provider)?;
     let params = AssumeRoleParams {
         role_arn: role_arn.to_string(),
-        session_name: ctx.aws.role_session_name.clone().unwrap_or_else(default_session_name),
+        session_name: ctx
+            .aws
+            .role_session_name
+            .clone()
+            .unwrap_or_else(default_session_name),
         external_id: ctx.aws.external_id.clone(),
         duration_seconds: Some(3600),
     };
@@ -67,6 +84,18 @@ pub(crate) fn layer(ctx: &ChainContext, base: Selection, role_arn: &str) -> Resu
         base.source.name(),
         base.reason
     );
-    let fetcher = AssumeRole { base: base.source, sts, params, provider: provider.clone() };
-    Ok(Selection { source: Arc::new(CachedSource::new(provider, Box::new(fetcher), ctx.log.clone())), reason })
+    let fetcher = AssumeRole {
+        base: base.source,
+        sts,
+        params,
+        provider: provider.clone(),
+    };
+    Ok(Selection {
+        source: Arc::new(CachedSource::new(
+            provider,
+            Box::new(fetcher),
+            ctx.log.clone(),
+        )),
+        reason,
+    })
 }

@@ -68,8 +68,10 @@ struct State {
     invalid: bool,
     /// Consecutive failed fetches.
     failures: u32,
-    /// Bumped at every successful fetch.
-    generation: u64,
+    /// Bumped at every finished fetch, successful or not.
+    attempts: u64,
+    /// The error of the last fetch, when it failed.
+    last_error: Option<CredentialsError>,
 }
 
 struct Inner {
@@ -112,7 +114,11 @@ fn valid_at(entry: &Entry, now: SystemTime) -> bool {
     }
 }
 
-fn refresh_time(timing: &Timing, fetched: SystemTime, expiry: Option<SystemTime>) -> Option<SystemTime> {
+fn refresh_time(
+    timing: &Timing,
+    fetched: SystemTime,
+    expiry: Option<SystemTime>,
+) -> Option<SystemTime> {
     let exp = expiry?;
     let lifetime = exp.duration_since(fetched).unwrap_or_default();
     let offset = lifetime.saturating_sub(timing.ahead).max(lifetime / 2);
@@ -131,7 +137,10 @@ impl Inner {
         if st.invalid {
             return None;
         }
-        st.current.as_ref().filter(|e| valid_at(e, SystemTime::now())).map(|e| e.creds.clone())
+        st.current
+            .as_ref()
+            .filter(|e| valid_at(e, SystemTime::now()))
+            .map(|e| e.creds.clone())
     }
 
     fn backoff(&self, failures: u32) -> Duration {
@@ -147,7 +156,11 @@ impl Inner {
             None => Wait::For(self.backoff(st.failures)),
             Some(entry) if st.failures > 0 => {
                 let backoff = self.backoff(st.failures);
-                match entry.creds.expiry().and_then(|exp| exp.duration_since(now).ok()) {
+                match entry
+                    .creds
+                    .expiry()
+                    .and_then(|exp| exp.duration_since(now).ok())
+                {
                     Some(left) => Wait::For(backoff.min(left).max(Duration::from_millis(50))),
                     None if entry.creds.expiry().is_some() => Wait::For(backoff),
                     None => Wait::UntilWoken,
@@ -171,20 +184,27 @@ impl Inner {
     }
 
     async fn fetch_once(&self) -> Result<Credentials, CredentialsError> {
-        let creds = match tokio::time::timeout(self.timing.fetch_deadline, self.fetcher.fetch()).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(CredentialsError::Provider {
-                    provider: self.name.clone(),
-                    message: format!("no answer within {} s", self.timing.fetch_deadline.as_secs()),
-                })
-            }
-        };
+        let creds =
+            match tokio::time::timeout(self.timing.fetch_deadline, self.fetcher.fetch()).await {
+                Ok(result) => result?,
+                Err(_) => {
+                    return Err(CredentialsError::Provider {
+                        provider: self.name.clone(),
+                        message: format!(
+                            "no answer within {} s",
+                            self.timing.fetch_deadline.as_secs()
+                        ),
+                    })
+                }
+            };
         if let Some(exp) = creds.expiry() {
             if exp <= SystemTime::now() {
                 return Err(CredentialsError::Provider {
                     provider: self.name.clone(),
-                    message: format!("returned credentials that already expired at {}", super::util::fmt_time(exp)),
+                    message: format!(
+                        "returned credentials that already expired at {}",
+                        super::util::fmt_time(exp)
+                    ),
                 });
             }
         }
@@ -197,10 +217,15 @@ impl Inner {
         let expiry = creds.expiry();
         {
             let mut st = lock(&self.state);
-            st.current = Some(Entry { creds, fetched: now, refresh_at });
+            st.current = Some(Entry {
+                creds,
+                fetched: now,
+                refresh_at,
+            });
             st.invalid = false;
             st.failures = 0;
-            st.generation = st.generation.wrapping_add(1);
+            st.attempts = st.attempts.wrapping_add(1);
+            st.last_error = None;
         }
         match (expiry, refresh_at) {
             (Some(exp), Some(at)) => flb_log!(
@@ -211,17 +236,28 @@ impl Inner {
                 super::util::fmt_time(exp),
                 super::util::fmt_time(at)
             ),
-            _ => flb_log!(self.log, Level::Debug, "credentials from '{}' fetched; they do not expire", self.name),
+            _ => flb_log!(
+                self.log,
+                Level::Debug,
+                "credentials from '{}' fetched; they do not expire",
+                self.name
+            ),
         }
     }
 
     /// Records a failure; returns the number of consecutive failures and the expiry of the
     /// credentials still held (if still valid).
-    fn record_failure(&self) -> (u32, Option<Option<SystemTime>>) {
+    fn record_failure(&self, error: &CredentialsError) -> (u32, Option<Option<SystemTime>>) {
         let mut st = lock(&self.state);
         st.failures = st.failures.saturating_add(1);
+        st.attempts = st.attempts.wrapping_add(1);
+        st.last_error = Some(error.clone());
         let now = SystemTime::now();
-        let still_valid = st.current.as_ref().filter(|e| !st.invalid && valid_at(e, now)).map(|e| e.creds.expiry());
+        let still_valid = st
+            .current
+            .as_ref()
+            .filter(|e| !st.invalid && valid_at(e, now))
+            .map(|e| e.creds.expiry());
         (st.failures, still_valid)
     }
 
@@ -233,13 +269,16 @@ impl Inner {
         match self.fetch_once().await {
             Ok(creds) => self.store(creds),
             Err(e) => {
-                let (failures, still_valid) = self.record_failure();
+                let (failures, still_valid) = self.record_failure(&e);
                 let retry = match self.next_wait() {
                     Wait::For(d) => format!("retrying in {:.1} s", d.as_secs_f64()),
                     Wait::UntilWoken => "not retrying until the next use".to_string(),
                 };
                 let kept = match still_valid {
-                    Some(Some(exp)) => format!("the current credentials stay in use until they expire at {}", super::util::fmt_time(exp)),
+                    Some(Some(exp)) => format!(
+                        "the current credentials stay in use until they expire at {}",
+                        super::util::fmt_time(exp)
+                    ),
                     Some(None) => "the current credentials stay in use".to_string(),
                     None => "no valid credentials are available: flushes are retried".to_string(),
                 };
@@ -248,19 +287,49 @@ impl Inner {
         }
     }
 
+    /// The error a caller sees: [`CredentialsError::Expired`] when credentials existed (and
+    /// were not refused by the endpoint) but expired, else the provider's own error.
+    fn caller_error(&self, e: CredentialsError, had_expired: bool) -> CredentialsError {
+        if !had_expired {
+            return e;
+        }
+        let message = match e {
+            CredentialsError::Provider { message, .. }
+            | CredentialsError::Misconfigured { message, .. } => message,
+            CredentialsError::Expired { message, .. } => message,
+            other => other.to_string(),
+        };
+        CredentialsError::Expired {
+            provider: self.name.clone(),
+            message,
+        }
+    }
+
     async fn get(&self) -> Result<Credentials, CredentialsError> {
         if let Some(c) = self.usable() {
             return Ok(c);
         }
-        let seen = lock(&self.state).generation;
+        let seen = lock(&self.state).attempts;
         let _guard = self.fetch_lock.lock().await;
-        if lock(&self.state).generation != seen {
-            if let Some(c) = self.usable() {
-                return Ok(c);
-            }
-        }
         let had_expired = {
             let st = lock(&self.state);
+            if st.attempts != seen {
+                // A fetch finished while we waited: use its outcome rather than queueing another.
+                if !st.invalid {
+                    if let Some(entry) = st
+                        .current
+                        .as_ref()
+                        .filter(|e| valid_at(e, SystemTime::now()))
+                    {
+                        return Ok(entry.creds.clone());
+                    }
+                }
+                if let Some(e) = st.last_error.clone() {
+                    let had = st.current.is_some() && !st.invalid;
+                    drop(st);
+                    return Err(self.caller_error(e, had));
+                }
+            }
             st.current.is_some() && !st.invalid
         };
         match self.fetch_once().await {
@@ -270,17 +339,9 @@ impl Inner {
                 Ok(creds)
             }
             Err(e) => {
-                self.record_failure();
+                self.record_failure(&e);
                 self.wake.notify_one();
-                if had_expired {
-                    let message = match e {
-                        CredentialsError::Provider { message, .. } | CredentialsError::Misconfigured { message, .. } => message,
-                        other => other.to_string(),
-                    };
-                    Err(CredentialsError::Expired { provider: self.name.clone(), message })
-                } else {
-                    Err(e)
-                }
+                Err(self.caller_error(e, had_expired))
             }
         }
     }
@@ -317,7 +378,12 @@ impl CachedSource {
 
     /// Starts the background task on the current tokio runtime (none outside a runtime: then
     /// `get` fetches on demand only).
-    pub(crate) fn with_timing(name: impl Into<String>, fetcher: Box<dyn Fetch>, log: SharedLog, timing: Timing) -> Self {
+    pub(crate) fn with_timing(
+        name: impl Into<String>,
+        fetcher: Box<dyn Fetch>,
+        log: SharedLog,
+        timing: Timing,
+    ) -> Self {
         let wake = Arc::new(Notify::new());
         let inner = Arc::new(Inner {
             name: name.into(),
@@ -328,8 +394,13 @@ impl CachedSource {
             fetch_lock: tokio::sync::Mutex::new(()),
             wake: wake.clone(),
         });
-        let task = tokio::runtime::Handle::try_current().ok().map(|h| h.spawn(refresh_loop(Arc::downgrade(&inner), wake)));
-        CachedSource { inner, task: Mutex::new(task) }
+        let task = tokio::runtime::Handle::try_current()
+            .ok()
+            .map(|h| h.spawn(refresh_loop(Arc::downgrade(&inner), wake)));
+        CachedSource {
+            inner,
+            task: Mutex::new(task),
+        }
     }
 
     fn abort_task(&self) {
@@ -341,7 +412,10 @@ impl CachedSource {
 
     #[cfg(test)]
     pub(crate) fn task_finished(&self) -> bool {
-        self.task.lock().map(|t| t.as_ref().map_or(true, |t| t.is_finished())).unwrap_or(true)
+        self.task
+            .lock()
+            .map(|t| t.as_ref().map_or(true, |t| t.is_finished()))
+            .unwrap_or(true)
     }
 }
 
@@ -389,9 +463,18 @@ mod tests {
                 tokio::time::sleep(self.delay).await;
                 let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
                 if self.fail.load(Ordering::SeqCst) {
-                    return Err(CredentialsError::Provider { provider: "fake".into(), message: "source is down".into() });
+                    return Err(CredentialsError::Provider {
+                        provider: "fake".into(),
+                        message: "source is down".into(),
+                    });
                 }
-                Ok(Credentials::new(format!("AKID{n}"), "secret", Some("tok".into()), Some(SystemTime::now() + self.lifetime), "fake"))
+                Ok(Credentials::new(
+                    format!("AKID{n}"),
+                    "secret",
+                    Some("tok".into()),
+                    Some(SystemTime::now() + self.lifetime),
+                    "fake",
+                ))
             })
         }
     }
@@ -399,11 +482,24 @@ mod tests {
     fn fake(lifetime: Duration, delay: Duration) -> (Box<Fake>, Arc<AtomicU32>, Arc<AtomicBool>) {
         let calls = Arc::new(AtomicU32::new(0));
         let fail = Arc::new(AtomicBool::new(false));
-        (Box::new(Fake { calls: calls.clone(), fail: fail.clone(), lifetime, delay }), calls, fail)
+        (
+            Box::new(Fake {
+                calls: calls.clone(),
+                fail: fail.clone(),
+                lifetime,
+                delay,
+            }),
+            calls,
+            fail,
+        )
     }
 
     fn fast() -> Timing {
-        Timing { backoff_min: Duration::from_millis(100), backoff_max: Duration::from_millis(400), ..Timing::default() }
+        Timing {
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(400),
+            ..Timing::default()
+        }
     }
 
     #[test]
@@ -412,10 +508,16 @@ mod tests {
         let now = SystemTime::now();
         let at = refresh_time(&t, now, Some(now + Duration::from_secs(20))).expect("expiry");
         let off = at.duration_since(now).expect("after");
-        assert!(off <= Duration::from_secs(10) && off >= Duration::from_secs(9), "{off:?}");
+        assert!(
+            off <= Duration::from_secs(10) && off >= Duration::from_secs(9),
+            "{off:?}"
+        );
         let at = refresh_time(&t, now, Some(now + Duration::from_secs(3600))).expect("expiry");
         let off = at.duration_since(now).expect("after");
-        assert!(off <= Duration::from_secs(3300) && off >= Duration::from_secs(3240), "{off:?}");
+        assert!(
+            off <= Duration::from_secs(3300) && off >= Duration::from_secs(3240),
+            "{off:?}"
+        );
         assert!(refresh_time(&t, now, None).is_none());
     }
 
@@ -432,21 +534,32 @@ mod tests {
         while start.elapsed() < Duration::from_millis(2500) {
             let t = Instant::now();
             let c = src.get().await.expect("valid");
-            assert!(t.elapsed() < Duration::from_millis(100), "get blocked for {:?}", t.elapsed());
+            assert!(
+                t.elapsed() < Duration::from_millis(100),
+                "get blocked for {:?}",
+                t.elapsed()
+            );
             assert!(c.expiry().expect("expiry") > SystemTime::now());
             seen.insert(c.access_key_id().to_string());
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(seen.len() >= 2, "a background refresh happened: {seen:?}");
         let n = calls.load(Ordering::SeqCst);
-        assert!((2..=5).contains(&n), "refreshed about every second, not per get: {n}");
+        assert!(
+            (2..=5).contains(&n),
+            "refreshed about every second, not per get: {n}"
+        );
         assert!(log.contains("renewal planned"));
         src.shutdown();
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(src.task_finished());
         let before = calls.load(Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        assert_eq!(calls.load(Ordering::SeqCst), before, "no refresh after shutdown");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            before,
+            "no refresh after shutdown"
+        );
     }
 
     #[tokio::test]
@@ -471,7 +584,10 @@ mod tests {
         // Until expiry (minus the margin) the first credentials keep coming back.
         let start = Instant::now();
         while start.elapsed() < Duration::from_millis(1600) {
-            assert_eq!(src.get().await.expect("still valid").access_key_id(), first.access_key_id());
+            assert_eq!(
+                src.get().await.expect("still valid").access_key_id(),
+                first.access_key_id()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(calls.load(Ordering::SeqCst) >= 2, "background retried");
@@ -482,12 +598,41 @@ mod tests {
         let err = src.get().await.expect_err("expired");
         assert!(matches!(err, CredentialsError::Expired { .. }), "{err}");
         assert!(err.to_string().contains("source is down"));
-        assert!(calls.load(Ordering::SeqCst) > before, "get tried a fresh fetch");
+        assert!(
+            calls.load(Ordering::SeqCst) > before,
+            "get tried a fresh fetch"
+        );
         // The source comes back: the next get recovers.
         fail.store(false, Ordering::SeqCst);
         let c = src.get().await.expect("recovered");
         assert_ne!(c.access_key_id(), first.access_key_id());
-        assert!(!log.lines.lock().expect("lock").iter().any(|(_, l)| l.contains("secret") || l.contains("tok")));
+        assert!(!log
+            .lines
+            .lock()
+            .expect("lock")
+            .iter()
+            .any(|(_, l)| l.contains("secret") || l.contains("tok")));
+    }
+
+    #[tokio::test]
+    async fn concurrent_gets_share_one_failing_fetch() {
+        let log = Arc::new(MemoryLog::default());
+        let (f, calls, fail) = fake(Duration::from_secs(60), Duration::from_millis(200));
+        fail.store(true, Ordering::SeqCst);
+        let timing = Timing {
+            backoff_min: Duration::from_secs(10),
+            ..fast()
+        };
+        let src = CachedSource::with_timing("fake", f, log, timing);
+        let (a, b, c, d, e) = tokio::join!(src.get(), src.get(), src.get(), src.get(), src.get());
+        for r in [a, b, c, d, e] {
+            assert!(r.is_err());
+        }
+        assert!(
+            calls.load(Ordering::SeqCst) <= 2,
+            "{}",
+            calls.load(Ordering::SeqCst)
+        );
     }
 
     #[tokio::test]
@@ -505,10 +650,19 @@ mod tests {
         struct Old;
         impl Fetch for Old {
             fn fetch(&self) -> CredsFuture<'_> {
-                Box::pin(async { Ok(Credentials::new("A", "B", None, Some(SystemTime::now() - Duration::from_secs(1)), "old")) })
+                Box::pin(async {
+                    Ok(Credentials::new(
+                        "A",
+                        "B",
+                        None,
+                        Some(SystemTime::now() - Duration::from_secs(1)),
+                        "old",
+                    ))
+                })
             }
         }
-        let src = CachedSource::with_timing("old", Box::new(Old), Arc::new(MemoryLog::default()), fast());
+        let src =
+            CachedSource::with_timing("old", Box::new(Old), Arc::new(MemoryLog::default()), fast());
         let err = src.get().await.expect_err("expired");
         assert!(err.to_string().contains("already expired"), "{err}");
     }

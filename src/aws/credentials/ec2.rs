@@ -14,7 +14,9 @@ pub const SYS_ROOT_VAR: &str = "FLB_SIGV4_SYS_ROOT";
 
 /// The sysfs root to read: `FLB_SIGV4_SYS_ROOT` or `/sys`.
 pub fn sys_root(env: &Env) -> PathBuf {
-    env.get(SYS_ROOT_VAR).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/sys"))
+    env.get(SYS_ROOT_VAR)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/sys"))
 }
 
 /// The verdict and the evidence, e.g. `/sys/class/dmi/id/sys_vendor is 'Amazon EC2'` or
@@ -36,7 +38,9 @@ fn matches(rule: Rule, value: &str) -> bool {
     let v = value.trim();
     match rule {
         Rule::Vendor => v.eq_ignore_ascii_case("Amazon EC2"),
-        Rule::AssetTag => v.strip_prefix("i-").is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_hexdigit())),
+        Rule::AssetTag => v
+            .strip_prefix("i-")
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_hexdigit())),
         Rule::Uuid => v.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("ec2")),
     }
 }
@@ -58,15 +62,23 @@ pub fn detect_ec2(sys_root: &Path) -> Ec2Detection {
                 let value = String::from_utf8_lossy(&bytes);
                 let shown = short_value(&value);
                 if matches(rule, &value) {
-                    return Ec2Detection { is_ec2: true, reason: format!("{} is '{shown}'", path.display()) };
+                    return Ec2Detection {
+                        is_ec2: true,
+                        reason: format!("{} is '{shown}'", path.display()),
+                    };
                 }
                 notes.push(format!("{} is '{shown}'", path.display()));
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => notes.push(format!("{} does not exist", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                notes.push(format!("{} does not exist", path.display()))
+            }
             Err(e) => notes.push(format!("{} is unreadable ({})", path.display(), e.kind())),
         }
     }
-    Ec2Detection { is_ec2: false, reason: format!("not EC2: {}", notes.join(", ")) }
+    Ec2Detection {
+        is_ec2: false,
+        reason: format!("not EC2: {}", notes.join(", ")),
+    }
 }
 
 #[cfg(test)]
@@ -90,7 +102,10 @@ mod tests {
             ("class/dmi/id/sys_vendor", "Amazon EC2\n"),
             ("class/dmi/id/bios_vendor", "Amazon EC2\n"),
             ("class/dmi/id/board_asset_tag", "i-0123456789abcdef0\n"),
-            ("class/dmi/id/product_uuid", "EC2E1916-9099-7CAF-FD21-012345678901\n"),
+            (
+                "class/dmi/id/product_uuid",
+                "EC2E1916-9099-7CAF-FD21-012345678901\n",
+            ),
             ("hypervisor/uuid", "ec2e1916-9099-7caf-fd21-012345678901\n"),
         ] {
             let dir = tree(&[(rel, value)]);
@@ -106,13 +121,20 @@ mod tests {
             ("class/dmi/id/sys_vendor", "QEMU\n"),
             ("class/dmi/id/bios_vendor", "SeaBIOS\n"),
             ("class/dmi/id/board_asset_tag", "i-not-hex\n"),
-            ("class/dmi/id/product_uuid", "4c4c4544-0042-4b10-8053-b4c04f4a4e32\n"),
+            (
+                "class/dmi/id/product_uuid",
+                "4c4c4544-0042-4b10-8053-b4c04f4a4e32\n",
+            ),
         ]);
         let d = detect_ec2(dir.path());
         assert!(!d.is_ec2);
         assert!(d.reason.starts_with("not EC2: "), "{}", d.reason);
         assert!(d.reason.contains("sys_vendor is 'QEMU'"), "{}", d.reason);
-        assert!(d.reason.contains("hypervisor/uuid does not exist"), "{}", d.reason);
+        assert!(
+            d.reason.contains("hypervisor/uuid does not exist"),
+            "{}",
+            d.reason
+        );
         let empty = tree(&[]);
         assert!(!detect_ec2(empty.path()).is_ec2);
     }
@@ -120,6 +142,9 @@ mod tests {
     #[test]
     fn sys_root_knob() {
         assert_eq!(sys_root(&Env::default()), PathBuf::from("/sys"));
-        assert_eq!(sys_root(&Env::from_pairs([(SYS_ROOT_VAR, "/tmp/x")])), PathBuf::from("/tmp/x"));
+        assert_eq!(
+            sys_root(&Env::from_pairs([(SYS_ROOT_VAR, "/tmp/x")])),
+            PathBuf::from("/tmp/x")
+        );
     }
 }

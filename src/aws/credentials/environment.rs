@@ -13,7 +13,10 @@ pub struct StaticSource {
 
 impl StaticSource {
     pub fn new(credentials: Credentials, name: impl Into<String>) -> Self {
-        StaticSource { credentials, name: name.into() }
+        StaticSource {
+            credentials,
+            name: name.into(),
+        }
     }
 }
 
@@ -35,16 +38,24 @@ pub fn from_environment(env: &Env) -> Result<Option<Credentials>, CredentialsErr
     let secret = env.get("AWS_SECRET_ACCESS_KEY");
     match (access, secret) {
         (None, None) => Ok(None),
-        (Some(access), Some(secret)) => {
-            Ok(Some(Credentials::new(access, secret, env.get("AWS_SESSION_TOKEN"), None, "environment")))
-        }
+        (Some(access), Some(secret)) => Ok(Some(Credentials::new(
+            access,
+            secret,
+            env.get("AWS_SESSION_TOKEN"),
+            None,
+            "environment",
+        ))),
         (Some(_), None) => Err(CredentialsError::Misconfigured {
             provider: "environment".into(),
-            message: "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not (set both, or neither)".into(),
+            message:
+                "AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not (set both, or neither)"
+                    .into(),
         }),
         (None, Some(_)) => Err(CredentialsError::Misconfigured {
             provider: "environment".into(),
-            message: "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not (set both, or neither)".into(),
+            message:
+                "AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not (set both, or neither)"
+                    .into(),
         }),
     }
 }
@@ -55,7 +66,11 @@ mod tests {
 
     #[test]
     fn environment_pairs() {
-        let env = Env::from_pairs([("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "s3cr3t"), ("AWS_SESSION_TOKEN", "tok")]);
+        let env = Env::from_pairs([
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", "s3cr3t"),
+            ("AWS_SESSION_TOKEN", "tok"),
+        ]);
         let c = from_environment(&env).expect("ok").expect("configured");
         assert_eq!(c.session_token(), Some("tok"));
         let half = Env::from_pairs([("AWS_ACCESS_KEY_ID", "AKID")]);

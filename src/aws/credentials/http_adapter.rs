@@ -37,14 +37,20 @@ pub struct ReqwestHttpClient {
 
 impl fmt::Debug for ReqwestHttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReqwestHttpClient").field("proxy", &self.proxy).finish()
+        f.debug_struct("ReqwestHttpClient")
+            .field("proxy", &self.proxy)
+            .finish()
     }
 }
 
 impl ReqwestHttpClient {
     /// `env` provides `AWS_CA_BUNDLE`; `proxy` decides every request's route.
     pub fn new(env: Env, proxy: ProxyResolver) -> Self {
-        ReqwestHttpClient { env, proxy, connectors: Arc::new(Mutex::new(HashMap::new())) }
+        ReqwestHttpClient {
+            env,
+            proxy,
+            connectors: Arc::new(Mutex::new(HashMap::new())),
+        }
     }
 
     fn connector(&self, connect: Option<Duration>, read: Option<Duration>) -> SharedHttpConnector {
@@ -55,17 +61,29 @@ impl ReqwestHttpClient {
         };
         let opts = super::util::aws_client_options(&self.env, total, connect_timeout);
         match build_client(&opts, self.proxy.clone()) {
-            Ok(client) => SharedHttpConnector::new(ReqwestConnector { client: Ok(client), total }),
-            Err(e) => SharedHttpConnector::new(ReqwestConnector { client: Err(e.to_string()), total }),
+            Ok(client) => SharedHttpConnector::new(ReqwestConnector {
+                client: Ok(client),
+                total,
+            }),
+            Err(e) => SharedHttpConnector::new(ReqwestConnector {
+                client: Err(e.to_string()),
+                total,
+            }),
         }
     }
 }
 
 impl HttpClient for ReqwestHttpClient {
-    fn http_connector(&self, settings: &HttpConnectorSettings, _components: &RuntimeComponents) -> SharedHttpConnector {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
         let key = (settings.connect_timeout(), settings.read_timeout());
         let mut map = self.connectors.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(key).or_insert_with(|| self.connector(key.0, key.1)).clone()
+        map.entry(key)
+            .or_insert_with(|| self.connector(key.0, key.1))
+            .clone()
     }
 }
 
@@ -76,7 +94,9 @@ struct ReqwestConnector {
 
 impl fmt::Debug for ReqwestConnector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReqwestConnector").field("total", &self.total).finish()
+        f.debug_struct("ReqwestConnector")
+            .field("total", &self.total)
+            .finish()
     }
 }
 
@@ -97,16 +117,26 @@ impl HttpConnector for ReqwestConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
         let client = match &self.client {
             Ok(c) => c.clone(),
-            Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::other(boxed(format!("cannot build the HTTP client: {e}")), None))),
+            Err(e) => {
+                return HttpConnectorFuture::ready(Err(ConnectorError::other(
+                    boxed(format!("cannot build the HTTP client: {e}")),
+                    None,
+                )))
+            }
         };
         let total = self.total;
         HttpConnectorFuture::new(async move {
-            let request = request.try_into_http1x().map_err(|e| ConnectorError::user(boxed(format!("unusable request: {e}"))))?;
+            let request = request
+                .try_into_http1x()
+                .map_err(|e| ConnectorError::user(boxed(format!("unusable request: {e}"))))?;
             let (parts, body) = request.into_parts();
             let Some(bytes) = body.bytes().map(|b| b.to_vec()) else {
-                return Err(ConnectorError::user(boxed("streaming request bodies are not supported".into())));
+                return Err(ConnectorError::user(boxed(
+                    "streaming request bodies are not supported".into(),
+                )));
             };
-            let url = reqwest::Url::parse(&parts.uri.to_string()).map_err(|e| ConnectorError::user(boxed(format!("bad request URI: {e}"))))?;
+            let url = reqwest::Url::parse(&parts.uri.to_string())
+                .map_err(|e| ConnectorError::user(boxed(format!("bad request URI: {e}"))))?;
             let mut req = client.request(parts.method, url).timeout(total).body(bytes);
             for (name, value) in parts.headers.iter() {
                 req = req.header(name, value);
@@ -135,8 +165,11 @@ impl HttpConnector for ReqwestConnector {
             for (name, value) in headers.iter() {
                 builder = builder.header(name, value);
             }
-            let response = builder.body(SdkBody::from(body)).map_err(|e| ConnectorError::other(boxed(format!("bad response: {e}")), None))?;
-            HttpResponse::try_from(response).map_err(|e| ConnectorError::other(boxed(format!("bad response: {e}")), None))
+            let response = builder
+                .body(SdkBody::from(body))
+                .map_err(|e| ConnectorError::other(boxed(format!("bad response: {e}")), None))?;
+            HttpResponse::try_from(response)
+                .map_err(|e| ConnectorError::other(boxed(format!("bad response: {e}")), None))
         })
     }
 }
@@ -148,22 +181,47 @@ mod tests {
     use aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder;
 
     fn components() -> RuntimeComponents {
-        RuntimeComponentsBuilder::for_tests().build().expect("components")
+        RuntimeComponentsBuilder::for_tests()
+            .build()
+            .expect("components")
     }
 
     #[tokio::test]
     async fn sends_through_reqwest_and_honours_read_timeout() {
-        let server = FakeServer::start(|r| if r.path == "/hang" { Resp::Hang } else { Resp::Reply(200, format!("{} {} {}", r.method, r.path, r.body)) }).await;
+        let server = FakeServer::start(|r| {
+            if r.path == "/hang" {
+                Resp::Hang
+            } else {
+                Resp::Reply(200, format!("{} {} {}", r.method, r.path, r.body))
+            }
+        })
+        .await;
         let client = ReqwestHttpClient::new(Env::default(), ProxyResolver::direct());
-        let settings = HttpConnectorSettings::builder().connect_timeout(Duration::from_secs(1)).read_timeout(Duration::from_millis(300)).build();
+        let settings = HttpConnectorSettings::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .read_timeout(Duration::from_millis(300))
+            .build();
         let conn = client.http_connector(&settings, &components());
-        let req = http::Request::builder().method("POST").uri(format!("{}/x?a=1", server.url())).body(SdkBody::from("hello")).expect("req");
-        let resp = conn.call(HttpRequest::try_from(req).expect("smithy req")).await.expect("response");
+        let req = http::Request::builder()
+            .method("POST")
+            .uri(format!("{}/x?a=1", server.url()))
+            .body(SdkBody::from("hello"))
+            .expect("req");
+        let resp = conn
+            .call(HttpRequest::try_from(req).expect("smithy req"))
+            .await
+            .expect("response");
         assert_eq!(resp.status().as_u16(), 200);
         assert_eq!(resp.body().bytes(), Some(&b"POST /x?a=1 hello"[..]));
         let start = std::time::Instant::now();
-        let req = http::Request::builder().uri(format!("{}/hang", server.url())).body(SdkBody::empty()).expect("req");
-        let err = conn.call(HttpRequest::try_from(req).expect("smithy req")).await.expect_err("times out");
+        let req = http::Request::builder()
+            .uri(format!("{}/hang", server.url()))
+            .body(SdkBody::empty())
+            .expect("req");
+        let err = conn
+            .call(HttpRequest::try_from(req).expect("smithy req"))
+            .await
+            .expect_err("times out");
         assert!(err.is_timeout(), "{err:?}");
         assert!(start.elapsed() < Duration::from_secs(3));
     }

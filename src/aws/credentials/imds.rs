@@ -53,12 +53,14 @@ pub(crate) fn decide(env: &Env, mode: ImdsMode) -> Decision {
         ImdsMode::Off => Decision::Skip("aws_imds off".into()),
         ImdsMode::On => Decision::Use("aws_imds on".into()),
         ImdsMode::Auto => {
-            if let Some(ep) = env.get(ENDPOINT_VAR) {
-                return Decision::Use(format!("aws_imds auto and {ENDPOINT_VAR} is set ({})", util::short_value(&ep)));
-            }
             let d = detect_ec2(&sys_root(env));
             if d.is_ec2 {
                 Decision::Use(format!("aws_imds auto and this host is EC2 ({})", d.reason))
+            } else if let Some(ep) = env.get(ENDPOINT_VAR) {
+                Decision::Use(format!(
+                    "aws_imds auto and {ENDPOINT_VAR} is set ({})",
+                    util::short_value(&ep)
+                ))
             } else {
                 Decision::Skip(format!("aws_imds auto and {}", d.reason))
             }
@@ -74,8 +76,14 @@ pub(crate) fn endpoint(env: &Env) -> Result<Url, String> {
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
             .ok_or_else(|| format!("{ENDPOINT_VAR} is not an http(s) URL"));
     }
-    let v6 = env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE").is_some_and(|m| m.trim().eq_ignore_ascii_case("ipv6"));
-    let base = if v6 { "http://[fd00:ec2::254]" } else { "http://169.254.169.254" };
+    let v6 = env
+        .get("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE")
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("ipv6"));
+    let base = if v6 {
+        "http://[fd00:ec2::254]"
+    } else {
+        "http://169.254.169.254"
+    };
     Url::parse(base).map_err(|e| e.to_string())
 }
 
@@ -93,8 +101,15 @@ enum Token {
 }
 
 impl Imds {
-    pub(crate) fn new(env: &Env, proxy: &ProxyResolver, provider: &str) -> Result<Imds, CredentialsError> {
-        let base = endpoint(env).map_err(|message| CredentialsError::Misconfigured { provider: provider.into(), message })?;
+    pub(crate) fn new(
+        env: &Env,
+        proxy: &ProxyResolver,
+        provider: &str,
+    ) -> Result<Imds, CredentialsError> {
+        let base = endpoint(env).map_err(|message| CredentialsError::Misconfigured {
+            provider: provider.into(),
+            message,
+        })?;
         let client = util::client_for(provider, env, proxy, TIMEOUT, CONNECT_TIMEOUT)?;
         Ok(Imds {
             client,
@@ -110,20 +125,34 @@ impl Imds {
     }
 
     fn url(&self, path: &str) -> Result<Url, String> {
-        self.base.join(path).map_err(|_| format!("cannot build the URL for {path}"))
+        self.base
+            .join(path)
+            .map_err(|_| format!("cannot build the URL for {path}"))
     }
 
     /// Sends with bounded attempts (retrying transport errors and 5xx).
-    async fn send(&self, make: impl Fn() -> reqwest::RequestBuilder, what: &str, secrets: &[&str]) -> Result<(StatusCode, bytes::Bytes), String> {
+    async fn send(
+        &self,
+        make: impl Fn() -> reqwest::RequestBuilder,
+        what: &str,
+        secrets: &[&str],
+    ) -> Result<(StatusCode, bytes::Bytes), String> {
         let mut last = String::new();
         for attempt in 1..=ATTEMPTS {
             match make().send().await {
                 Ok(resp) => {
                     let status = resp.status();
                     match resp.bytes().await {
-                        Ok(body) if status.is_server_error() && attempt < ATTEMPTS => last = format!("HTTP {} ({} bytes)", status.as_u16(), body.len()),
+                        Ok(body) if status.is_server_error() && attempt < ATTEMPTS => {
+                            last = format!("HTTP {} ({} bytes)", status.as_u16(), body.len())
+                        }
                         Ok(body) => return Ok((status, body)),
-                        Err(e) => last = format!("reading the response failed: {}", util::scrub(&error_chain(&e), secrets)),
+                        Err(e) => {
+                            last = format!(
+                                "reading the response failed: {}",
+                                util::scrub(&error_chain(&e), secrets)
+                            )
+                        }
                     }
                 }
                 Err(e) => {
@@ -135,7 +164,10 @@ impl Imds {
                 }
             }
         }
-        Err(format!("{what} at {}: {last} (after {ATTEMPTS} attempts)", self.base))
+        Err(format!(
+            "{what} at {}: {last} (after {ATTEMPTS} attempts)",
+            self.base
+        ))
     }
 
     async fn token(&self, fresh: bool) -> Result<Token, String> {
@@ -149,7 +181,16 @@ impl Imds {
         }
         let url = self.url("/latest/api/token")?;
         let (status, body) = self
-            .send(|| self.client.put(url.clone()).header("x-aws-ec2-metadata-token-ttl-seconds", TOKEN_TTL_SECS.to_string()), "IMDSv2 token request", &[])
+            .send(
+                || {
+                    self.client.put(url.clone()).header(
+                        "x-aws-ec2-metadata-token-ttl-seconds",
+                        TOKEN_TTL_SECS.to_string(),
+                    )
+                },
+                "IMDSv2 token request",
+                &[],
+            )
             .await?;
         match status.as_u16() {
             200 => {
@@ -160,7 +201,7 @@ impl Imds {
                 *slot = Some((t.clone(), Instant::now() + Duration::from_secs(TOKEN_TTL_SECS - 120)));
                 Ok(Token::V2(t))
             }
-            403 | 404 | 405 if self.v1_disabled => Err(format!(
+            403..=405 if self.v1_disabled => Err(format!(
                 "the IMDSv2 token request was refused (HTTP {}) and AWS_EC2_METADATA_V1_DISABLED=true forbids falling back to IMDSv1",
                 status.as_u16()
             )),
@@ -205,36 +246,78 @@ impl Imds {
     }
 
     async fn credentials(&self) -> Result<Credentials, CredentialsError> {
-        let fail = |message: String| CredentialsError::Provider { provider: self.provider.clone(), message };
+        let fail = |message: String| CredentialsError::Provider {
+            provider: self.provider.clone(),
+            message,
+        };
         let (status, body) = self.get(CREDS_PATH).await.map_err(fail)?;
         let role = match status.as_u16() {
-            200 => body.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string),
-            404 => return Err(fail(format!("no IAM role is attached to this instance ({} answered 404 for {CREDS_PATH})", self.base))),
-            s => return Err(fail(format!("{} answered HTTP {s} for {CREDS_PATH}", self.base))),
+            200 => body
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .map(str::to_string),
+            404 => {
+                return Err(fail(format!(
+                    "no IAM role is attached to this instance ({} answered 404 for {CREDS_PATH})",
+                    self.base
+                )))
+            }
+            s => {
+                return Err(fail(format!(
+                    "{} answered HTTP {s} for {CREDS_PATH}",
+                    self.base
+                )))
+            }
         };
         let Some(role) = role else {
-            return Err(fail(format!("no IAM role is attached to this instance ({} listed none)", self.base)));
+            return Err(fail(format!(
+                "no IAM role is attached to this instance ({} listed none)",
+                self.base
+            )));
         };
         if role.contains(['/', '?', '#']) {
-            return Err(fail("the instance metadata returned an unusable role name".into()));
+            return Err(fail(
+                "the instance metadata returned an unusable role name".into(),
+            ));
         }
         let path = format!("{CREDS_PATH}{role}");
         let (status, body) = self.get(&path).await.map_err(fail)?;
         if status != StatusCode::OK {
-            return Err(fail(format!("{} answered HTTP {} for the credentials of role '{}'", self.base, status.as_u16(), util::short_value(&role))));
+            return Err(fail(format!(
+                "{} answered HTTP {} for the credentials of role '{}'",
+                self.base,
+                status.as_u16(),
+                util::short_value(&role)
+            )));
         }
-        super::container::parse_credentials(body.as_bytes(), "imds")
-            .map_err(|m| fail(format!("credentials of role '{}' from {}: {m}", util::short_value(&role), self.base)))
+        super::container::parse_credentials(body.as_bytes(), "imds").map_err(|m| {
+            fail(format!(
+                "credentials of role '{}' from {}: {m}",
+                util::short_value(&role),
+                self.base
+            ))
+        })
     }
 
     /// The instance's region (`/latest/meta-data/placement/region`).
     pub(crate) async fn region(&self) -> Result<String, String> {
         let (status, body) = self.get("/latest/meta-data/placement/region").await?;
         let region = body.trim();
-        if status == StatusCode::OK && !region.is_empty() && region.len() < 64 && region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if status == StatusCode::OK
+            && !region.is_empty()
+            && region.len() < 64
+            && region
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             Ok(region.to_string())
         } else {
-            Err(format!("{} answered HTTP {} without a usable region", self.base, status.as_u16()))
+            Err(format!(
+                "{} answered HTTP {} without a usable region",
+                self.base,
+                status.as_u16()
+            ))
         }
     }
 }

@@ -47,9 +47,9 @@ mod profile;
 mod sso;
 mod sts;
 #[cfg(test)]
-mod testutil;
-#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod testutil;
 mod util;
 mod web_identity;
 
@@ -66,7 +66,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-pub type CredsFuture<'a> = Pin<Box<dyn Future<Output = Result<Credentials, CredentialsError>> + Send + 'a>>;
+pub type CredsFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Credentials, CredentialsError>> + Send + 'a>>;
 
 /// Errors name the provider; they never carry secret values.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -134,21 +135,35 @@ fn select_base(ctx: &ChainContext) -> Result<Selection, CredentialsError> {
 
     // 1. environment
     if let Some(creds) = from_environment(&ctx.env)? {
-        let token = if creds.session_token().is_some() { " with AWS_SESSION_TOKEN" } else { "" };
+        let token = if creds.session_token().is_some() {
+            " with AWS_SESSION_TOKEN"
+        } else {
+            ""
+        };
         return Ok(Selection {
             source: Arc::new(StaticSource::new(creds, "environment")),
             reason: format!("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set{token}"),
         });
     }
-    checked.push("environment: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set".to_string());
+    checked
+        .push("environment: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set".to_string());
 
     // 2. web identity
     if let Some((provider, reason)) = web_identity::from_env(ctx)? {
         let source = cache::CachedSource::new("web-identity", Box::new(provider), ctx.log.clone());
-        return Ok(Selection { source: Arc::new(source), reason });
+        return Ok(Selection {
+            source: Arc::new(source),
+            reason,
+        });
     }
-    let role_note = if ctx.env.get("AWS_ROLE_ARN").is_some() { " (AWS_ROLE_ARN alone is ignored)" } else { "" };
-    checked.push(format!("web identity: AWS_WEB_IDENTITY_TOKEN_FILE is not set{role_note}"));
+    let role_note = if ctx.env.get("AWS_ROLE_ARN").is_some() {
+        " (AWS_ROLE_ARN alone is ignored)"
+    } else {
+        ""
+    };
+    checked.push(format!(
+        "web identity: AWS_WEB_IDENTITY_TOKEN_FILE is not set{role_note}"
+    ));
 
     // 3. shared files
     let files = profile::load(&ctx.env)?;
@@ -160,7 +175,10 @@ fn select_base(ctx: &ChainContext) -> Result<Selection, CredentialsError> {
     // 4. container
     if let Some((provider, reason)) = container::from_env(ctx, "container")? {
         let source = cache::CachedSource::new("container", Box::new(provider), ctx.log.clone());
-        return Ok(Selection { source: Arc::new(source), reason });
+        return Ok(Selection {
+            source: Arc::new(source),
+            reason,
+        });
     }
     checked.push("container: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and AWS_CONTAINER_CREDENTIALS_FULL_URI are not set".to_string());
 
@@ -168,25 +186,46 @@ fn select_base(ctx: &ChainContext) -> Result<Selection, CredentialsError> {
     match imds::decide(&ctx.env, ctx.aws.imds) {
         imds::Decision::Use(why) => {
             let client = imds::Imds::new(&ctx.env, &ctx.proxy, "imds")?;
-            let reason = format!("{why}: instance metadata at {} (connection: {})", client.base(), ctx.proxy.describe(client.base()));
+            let reason = format!(
+                "{why}: instance metadata at {} (connection: {})",
+                client.base(),
+                ctx.proxy.describe(client.base())
+            );
             let source = cache::CachedSource::new("imds", Box::new(client), ctx.log.clone());
-            Ok(Selection { source: Arc::new(source), reason })
+            Ok(Selection {
+                source: Arc::new(source),
+                reason,
+            })
         }
         imds::Decision::Skip(why) => {
             checked.push(format!("EC2 instance metadata: not used ({why})"));
-            Err(CredentialsError::NotConfigured { checked: checked.join("; "), fix: FIX.to_string() })
+            Err(CredentialsError::NotConfigured {
+                checked: checked.join("; "),
+                fix: FIX.to_string(),
+            })
         }
     }
 }
 
 /// The EC2 instance's region from instance metadata, under the same gating as the chain's IMDS
 /// step (`Ok(None)` when IMDS may not be used; no packet is sent then).
-pub async fn region_from_imds(env: &Env, mode: ImdsMode, proxy: &ProxyResolver) -> Result<Option<String>, CredentialsError> {
+pub async fn region_from_imds(
+    env: &Env,
+    mode: ImdsMode,
+    proxy: &ProxyResolver,
+) -> Result<Option<String>, CredentialsError> {
     match imds::decide(env, mode) {
         imds::Decision::Skip(_) => Ok(None),
         imds::Decision::Use(_) => {
             let client = imds::Imds::new(env, proxy, "imds")?;
-            client.region().await.map(Some).map_err(|message| CredentialsError::Provider { provider: "imds".into(), message })
+            client
+                .region()
+                .await
+                .map(Some)
+                .map_err(|message| CredentialsError::Provider {
+                    provider: "imds".into(),
+                    message,
+                })
         }
     }
 }

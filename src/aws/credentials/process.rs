@@ -35,7 +35,9 @@ fn program(command: &str) -> String {
 }
 
 async fn read_capped<R: AsyncRead + Unpin>(reader: Option<R>, cap: usize) -> Vec<u8> {
-    let Some(mut reader) = reader else { return Vec::new() };
+    let Some(mut reader) = reader else {
+        return Vec::new();
+    };
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
@@ -57,17 +59,32 @@ impl Process {
 
     async fn run(&self) -> Result<Credentials, CredentialsError> {
         let label = self.label();
-        let fail = |message: String| CredentialsError::Provider { provider: self.provider.clone(), message: format!("{label} {message}") };
+        let fail = |message: String| CredentialsError::Provider {
+            provider: self.provider.clone(),
+            message: format!("{label} {message}"),
+        };
         let mut command = tokio::process::Command::new("sh");
-        command.arg("-c").arg(&self.command).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        command
+            .arg("-c")
+            .arg(&self.command)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
         #[cfg(unix)]
         command.process_group(0);
-        let mut child = command.spawn().map_err(|e| fail(format!("could not be started: {e}")))?;
+        let mut child = command
+            .spawn()
+            .map_err(|e| fail(format!("could not be started: {e}")))?;
         let pid = child.id();
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let outcome = tokio::time::timeout(self.timeout, async {
-            let (out, err, status) = tokio::join!(read_capped(stdout, STDOUT_CAP), read_capped(stderr, STDERR_CAP), child.wait());
+            let (out, err, status) = tokio::join!(
+                read_capped(stdout, STDOUT_CAP),
+                read_capped(stderr, STDERR_CAP),
+                child.wait()
+            );
             (out, err, status)
         })
         .await;
@@ -77,7 +94,10 @@ impl Process {
                 kill_group(pid);
                 let _ = child.start_kill();
                 let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
-                return Err(fail(format!("did not finish within {:.1} s and was killed", self.timeout.as_secs_f64())));
+                return Err(fail(format!(
+                    "did not finish within {:.1} s and was killed",
+                    self.timeout.as_secs_f64()
+                )));
             }
         };
         if !err.iter().all(u8::is_ascii_whitespace) {
@@ -90,7 +110,11 @@ impl Process {
                 Some(code) => format!("exited with status {code}"),
                 None => "was killed by a signal".to_string(),
             };
-            let hint = if err.iter().all(u8::is_ascii_whitespace) { " (no stderr output)" } else { " (its stderr is logged)" };
+            let hint = if err.iter().all(u8::is_ascii_whitespace) {
+                " (no stderr output)"
+            } else {
+                " (its stderr is logged)"
+            };
             return Err(fail(format!("{how}{hint}")));
         }
         parse_output(&out).map_err(fail)
@@ -119,11 +143,21 @@ pub(crate) fn parse_output(stdout: &[u8]) -> Result<Credentials, String> {
         if stdout.iter().all(u8::is_ascii_whitespace) {
             "printed nothing on stdout (expected credentials JSON)".to_string()
         } else {
-            format!("printed something that is not JSON on stdout (error at line {}, column {})", e.line(), e.column())
+            format!(
+                "printed something that is not JSON on stdout (error at line {}, column {})",
+                e.line(),
+                e.column()
+            )
         }
     })?;
-    let obj = value.as_object().ok_or("printed JSON that is not an object")?;
-    let get = |key: &str| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v);
+    let obj = value
+        .as_object()
+        .ok_or("printed JSON that is not an object")?;
+    let get = |key: &str| {
+        obj.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    };
     let string = |key: &str| -> Result<Option<String>, String> {
         match get(key) {
             None | Some(serde_json::Value::Null) => Ok(None),
@@ -143,14 +177,24 @@ pub(crate) fn parse_output(stdout: &[u8]) -> Result<Credentials, String> {
     let expiry = match string("Expiration")? {
         None => None,
         Some(text) => {
-            let t = parse_time(&text).ok_or("printed an Expiration that is not an RFC 3339 time")?;
+            let t =
+                parse_time(&text).ok_or("printed an Expiration that is not an RFC 3339 time")?;
             if t <= SystemTime::now() {
-                return Err(format!("returned credentials that already expired at {}", util::fmt_time(t)));
+                return Err(format!(
+                    "returned credentials that already expired at {}",
+                    util::fmt_time(t)
+                ));
             }
             Some(t)
         }
     };
-    Ok(Credentials::new(akid, secret, token, expiry, "credential_process"))
+    Ok(Credentials::new(
+        akid,
+        secret,
+        token,
+        expiry,
+        "credential_process",
+    ))
 }
 
 impl Fetch for Process {
@@ -167,14 +211,22 @@ mod tests {
     use std::time::Instant;
 
     fn process(cmd: &str, log: Arc<MemoryLog>, timeout: Duration) -> Process {
-        Process { command: cmd.into(), timeout, log, provider: "profile:test".into() }
+        Process {
+            command: cmd.into(),
+            timeout,
+            log,
+            provider: "profile:test".into(),
+        }
     }
 
     #[tokio::test]
     async fn success_with_expiration() {
         let log = Arc::new(MemoryLog::default());
         let cmd = r#"echo note-on-stderr >&2; printf '{"Version":1,"AccessKeyId":"AKIDP","SecretAccessKey":"S3CRETP","SessionToken":"TOKP","Expiration":"2099-01-01T00:00:00Z"}'"#;
-        let c = process(cmd, log.clone(), DEFAULT_TIMEOUT).run().await.expect("credentials");
+        let c = process(cmd, log.clone(), DEFAULT_TIMEOUT)
+            .run()
+            .await
+            .expect("credentials");
         assert_eq!(c.access_key_id(), "AKIDP");
         assert_eq!(c.session_token(), Some("TOKP"));
         assert!(c.expiry().is_some());
@@ -186,16 +238,34 @@ mod tests {
     async fn failures_are_clear_and_never_print_stdout() {
         let log = Arc::new(MemoryLog::default());
         let cases = [
-            ("echo S3CRETX; echo boom >&2; exit 1", "exited with status 1"),
+            (
+                "echo S3CRETX; echo boom >&2; exit 1",
+                "exited with status 1",
+            ),
             ("echo 'S3CRETX is not json'", "not JSON"),
             ("true", "printed nothing"),
-            (r#"echo '{"Version":2,"AccessKeyId":"A","SecretAccessKey":"S3CRETX"}'"#, "Version"),
-            (r#"echo '{"Version":1,"AccessKeyId":"A"}'"#, "without SecretAccessKey"),
-            (r#"echo '{"Version":1,"AccessKeyId":"A","SecretAccessKey":7}'"#, "not a string"),
-            (r#"echo '{"Version":1,"AccessKeyId":"A","SecretAccessKey":"S3CRETX","Expiration":"2001-01-01T00:00:00Z"}'"#, "already expired"),
+            (
+                r#"echo '{"Version":2,"AccessKeyId":"A","SecretAccessKey":"S3CRETX"}'"#,
+                "Version",
+            ),
+            (
+                r#"echo '{"Version":1,"AccessKeyId":"A"}'"#,
+                "without SecretAccessKey",
+            ),
+            (
+                r#"echo '{"Version":1,"AccessKeyId":"A","SecretAccessKey":7}'"#,
+                "not a string",
+            ),
+            (
+                r#"echo '{"Version":1,"AccessKeyId":"A","SecretAccessKey":"S3CRETX","Expiration":"2001-01-01T00:00:00Z"}'"#,
+                "already expired",
+            ),
         ];
         for (cmd, want) in cases {
-            let err = process(cmd, log.clone(), DEFAULT_TIMEOUT).run().await.expect_err(cmd);
+            let err = process(cmd, log.clone(), DEFAULT_TIMEOUT)
+                .run()
+                .await
+                .expect_err(cmd);
             let text = format!("{err} {err:?}");
             assert!(text.contains(want), "{cmd}: {text}");
             assert!(text.contains("credential_process"), "{text}");
@@ -209,8 +279,14 @@ mod tests {
     async fn hang_times_out_and_is_killed() {
         let log = Arc::new(MemoryLog::default());
         let start = Instant::now();
-        let err = process("sleep 30; echo late", log, Duration::from_millis(300)).run().await.expect_err("timeout");
+        let err = process("sleep 30; echo late", log, Duration::from_millis(300))
+            .run()
+            .await
+            .expect_err("timeout");
         assert!(start.elapsed() < Duration::from_secs(5));
-        assert!(err.to_string().contains("did not finish within 0.3 s"), "{err}");
+        assert!(
+            err.to_string().contains("did not finish within 0.3 s"),
+            "{err}"
+        );
     }
 }

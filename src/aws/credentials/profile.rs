@@ -19,10 +19,11 @@ use super::web_identity::{default_session_name, WebIdentity};
 use super::{container, imds, ChainContext, CredentialsError, CredsFuture, Selection};
 use crate::config::ImdsMode;
 use crate::env::Env;
-use aws_runtime::env_config::file::{EnvConfigFileKind as ProfileFileKind, EnvConfigFiles as ProfileFiles};
 use aws_config::profile::{Profile, ProfileSet};
 use aws_credential_types::Credentials;
-use std::future::Future;
+use aws_runtime::env_config::file::{
+    EnvConfigFileKind as ProfileFileKind, EnvConfigFiles as ProfileFiles,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -60,7 +61,10 @@ impl FileInfo {
     }
 
     fn shown_path(&self) -> String {
-        self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| self.label.to_string())
+        self.path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| self.label.to_string())
     }
 }
 
@@ -72,21 +76,6 @@ pub(crate) struct SharedFiles {
     credentials_only: ProfileSet,
 }
 
-/// Polls a future that never really waits (aws-config's loader given in-memory contents).
-fn poll_ready<F: Future>(fut: F) -> Option<F::Output> {
-    struct Noop;
-    impl std::task::Wake for Noop {
-        fn wake(self: Arc<Self>) {}
-    }
-    let waker = std::task::Waker::from(Arc::new(Noop));
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut fut = std::pin::pin!(fut);
-    match fut.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(v) => Some(v),
-        std::task::Poll::Pending => None,
-    }
-}
-
 fn parse(config: &str, credentials: &str) -> Result<ProfileSet, String> {
     let files = ProfileFiles::builder()
         .with_contents(ProfileFileKind::Config, config)
@@ -94,19 +83,25 @@ fn parse(config: &str, credentials: &str) -> Result<ProfileSet, String> {
         .build();
     let fs = aws_types::os_shim_internal::Fs::from_slice(&[]);
     let env = aws_types::os_shim_internal::Env::from_slice(&[]);
-    let loaded = poll_ready(aws_config::profile::load(&fs, &env, &files, None)).ok_or("the profile parser did not finish")?;
+    let loaded = util::poll_ready(aws_config::profile::load(&fs, &env, &files, None))
+        .ok_or("the profile parser did not finish")?;
     loaded.map_err(|e| {
         // "error parsing <path> on line N:\n  message" → "line N: message"
         let text = util::error_chain(&e);
         match text.split_once(" on line ") {
-            Some((_, rest)) => format!("line {}", rest.split_whitespace().collect::<Vec<_>>().join(" ")),
+            Some((_, rest)) => format!(
+                "line {}",
+                rest.split_whitespace().collect::<Vec<_>>().join(" ")
+            ),
             None => text.split_whitespace().collect::<Vec<_>>().join(" "),
         }
     })
 }
 
 fn read(info: &mut FileInfo) -> Result<(), CredentialsError> {
-    let Some(path) = &info.path else { return Ok(()) };
+    let Some(path) = &info.path else {
+        return Ok(());
+    };
     match std::fs::read(path) {
         Ok(bytes) => {
             let text = String::from_utf8(bytes).map_err(|_| CredentialsError::Misconfigured {
@@ -117,33 +112,64 @@ fn read(info: &mut FileInfo) -> Result<(), CredentialsError> {
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(CredentialsError::Misconfigured { provider: "shared files".into(), message: format!("cannot read {} {}: {e}", info.label, path.display()) }),
+        Err(e) => Err(CredentialsError::Misconfigured {
+            provider: "shared files".into(),
+            message: format!("cannot read {} {}: {e}", info.label, path.display()),
+        }),
     }
 }
 
 /// Locates, reads and parses both files. A file that exists but cannot be read or parsed is an
 /// error naming it; a missing file is fine.
 pub(crate) fn load(env: &Env) -> Result<SharedFiles, CredentialsError> {
-    let locate = |var: &str, default: &str| env.get(var).map(|p| expand_home(&p, env)).or_else(|| home_dir(env).map(|h| h.join(".aws").join(default)));
-    let mut config = FileInfo { label: "config file", path: locate("AWS_CONFIG_FILE", "config"), contents: None };
-    let mut credentials = FileInfo { label: "credentials file", path: locate("AWS_SHARED_CREDENTIALS_FILE", "credentials"), contents: None };
+    let locate = |var: &str, default: &str| {
+        env.get(var)
+            .map(|p| expand_home(&p, env))
+            .or_else(|| home_dir(env).map(|h| h.join(".aws").join(default)))
+    };
+    let mut config = FileInfo {
+        label: "config file",
+        path: locate("AWS_CONFIG_FILE", "config"),
+        contents: None,
+    };
+    let mut credentials = FileInfo {
+        label: "credentials file",
+        path: locate("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+        contents: None,
+    };
     read(&mut config)?;
     read(&mut credentials)?;
     let bad = |info: &FileInfo, message: String| CredentialsError::Misconfigured {
         provider: "shared files".into(),
-        message: format!("{} {} cannot be parsed: {message}", info.label, info.shown_path()),
+        message: format!(
+            "{} {} cannot be parsed: {message}",
+            info.label,
+            info.shown_path()
+        ),
     };
     let c = config.contents.as_deref().unwrap_or("");
     let k = credentials.contents.as_deref().unwrap_or("");
     parse(c, "").map_err(|m| bad(&config, m))?;
     let credentials_only = parse("", k).map_err(|m| bad(&credentials, m))?;
-    let merged = parse(c, k).map_err(|m| CredentialsError::Misconfigured { provider: "shared files".into(), message: m })?;
-    Ok(SharedFiles { config, credentials, merged, credentials_only })
+    let merged = parse(c, k).map_err(|m| CredentialsError::Misconfigured {
+        provider: "shared files".into(),
+        message: m,
+    })?;
+    Ok(SharedFiles {
+        config,
+        credentials,
+        merged,
+        credentials_only,
+    })
 }
 
 impl SharedFiles {
     pub(crate) fn describe(&self) -> String {
-        format!("{}, {}", self.config.describe(), self.credentials.describe())
+        format!(
+            "{}, {}",
+            self.config.describe(),
+            self.credentials.describe()
+        )
     }
 
     pub(crate) fn profile(&self, name: &str) -> Option<&Profile> {
@@ -153,9 +179,19 @@ impl SharedFiles {
     /// The first credential-bearing key of the profile and the file it is in.
     pub(crate) fn credential_key(&self, name: &str) -> Option<(&'static str, String)> {
         let profile = self.merged.get_profile(name)?;
-        let key = CREDENTIAL_KEYS.iter().copied().find(|k| profile.get(k).is_some())?;
-        let in_credentials = self.credentials_only.get_profile(name).is_some_and(|p| p.get(key).is_some());
-        let file = if in_credentials { self.credentials.shown_path() } else { self.config.shown_path() };
+        let key = CREDENTIAL_KEYS
+            .iter()
+            .copied()
+            .find(|k| profile.get(k).is_some())?;
+        let in_credentials = self
+            .credentials_only
+            .get_profile(name)
+            .is_some_and(|p| p.get(key).is_some());
+        let file = if in_credentials {
+            self.credentials.shown_path()
+        } else {
+            self.config.shown_path()
+        };
         Some((key, file))
     }
 }
@@ -168,14 +204,39 @@ pub(crate) enum NamedSource {
     EcsContainer,
 }
 
-/// Where a profile chain bottoms out.
-#[derive(Debug)]
+/// Where a profile chain bottoms out. `Debug` shows no secret and no command argument.
 pub(crate) enum Base {
     Static(Credentials),
     Process(String),
-    WebIdentity { role_arn: String, token_file: String, session_name: Option<String> },
+    WebIdentity {
+        role_arn: String,
+        token_file: String,
+        session_name: Option<String>,
+    },
     Sso(SsoSettings),
     Named(NamedSource),
+}
+
+impl std::fmt::Debug for Base {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Base::Static(c) => write!(f, "Static({c:?})"),
+            Base::Process(cmd) => write!(
+                f,
+                "Process({} …)",
+                util::short_value(cmd.split_whitespace().next().unwrap_or(""))
+            ),
+            Base::WebIdentity {
+                role_arn,
+                token_file,
+                session_name,
+            } => {
+                write!(f, "WebIdentity {{ role_arn: {role_arn}, token_file: {token_file}, session_name: {session_name:?} }}")
+            }
+            Base::Sso(s) => write!(f, "Sso({s:?})"),
+            Base::Named(n) => write!(f, "Named({n:?})"),
+        }
+    }
 }
 
 /// One `AssumeRole` hop.
@@ -197,12 +258,31 @@ pub(crate) struct Plan {
 }
 
 fn static_keys(profile: &Profile) -> Result<Option<Credentials>, String> {
-    let (akid, secret, token) = (profile.get("aws_access_key_id"), profile.get("aws_secret_access_key"), profile.get("aws_session_token"));
+    let (akid, secret, token) = (
+        profile.get("aws_access_key_id"),
+        profile.get("aws_secret_access_key"),
+        profile.get("aws_session_token"),
+    );
     match (akid, secret) {
-        (Some(a), Some(s)) => Ok(Some(Credentials::new(a, s, token.map(str::to_string), None, "profile"))),
-        (Some(_), None) => Err(format!("profile '{}' has aws_access_key_id but no aws_secret_access_key", profile.name())),
-        (None, Some(_)) => Err(format!("profile '{}' has aws_secret_access_key but no aws_access_key_id", profile.name())),
-        (None, None) if token.is_some() => Err(format!("profile '{}' has aws_session_token but no keys", profile.name())),
+        (Some(a), Some(s)) => Ok(Some(Credentials::new(
+            a,
+            s,
+            token.map(str::to_string),
+            None,
+            "profile",
+        ))),
+        (Some(_), None) => Err(format!(
+            "profile '{}' has aws_access_key_id but no aws_secret_access_key",
+            profile.name()
+        )),
+        (None, Some(_)) => Err(format!(
+            "profile '{}' has aws_secret_access_key but no aws_access_key_id",
+            profile.name()
+        )),
+        (None, None) if token.is_some() => Err(format!(
+            "profile '{}' has aws_session_token but no keys",
+            profile.name()
+        )),
         (None, None) => Ok(None),
     }
 }
@@ -211,7 +291,9 @@ fn role_hop(profile: &Profile) -> Result<Option<RoleHop>, String> {
     if profile.get("web_identity_token_file").is_some() {
         return Ok(None);
     }
-    let Some(arn) = profile.get("role_arn") else { return Ok(None) };
+    let Some(arn) = profile.get("role_arn") else {
+        return Ok(None);
+    };
     let duration_seconds = match profile.get("duration_seconds") {
         None => None,
         Some(d) => Some(d.trim().parse::<u32>().ok().filter(|d| (900..=43_200).contains(d)).ok_or_else(|| {
@@ -229,8 +311,17 @@ fn role_hop(profile: &Profile) -> Result<Option<RoleHop>, String> {
 
 fn sso_settings(set: &ProfileSet, profile: &Profile) -> Result<Option<SsoSettings>, String> {
     let get = |k: &str| profile.get(k).map(str::to_string);
-    let (account, role, mut region, mut start_url, session) = (get("sso_account_id"), get("sso_role_name"), get("sso_region"), get("sso_start_url"), get("sso_session"));
-    if [&account, &role, &region, &start_url, &session].iter().all(|v| v.is_none()) {
+    let (account, role, mut region, mut start_url, session) = (
+        get("sso_account_id"),
+        get("sso_role_name"),
+        get("sso_region"),
+        get("sso_start_url"),
+        get("sso_session"),
+    );
+    if [&account, &role, &region, &start_url, &session]
+        .iter()
+        .all(|v| v.is_none())
+    {
         return Ok(None);
     }
     let name = profile.name();
@@ -264,7 +355,10 @@ fn base_of(set: &ProfileSet, profile: &Profile) -> Result<Base, String> {
             )),
         };
     }
-    match (profile.get("role_arn"), profile.get("web_identity_token_file")) {
+    match (
+        profile.get("role_arn"),
+        profile.get("web_identity_token_file"),
+    ) {
         (Some(role_arn), Some(file)) => {
             return Ok(Base::WebIdentity {
                 role_arn: role_arn.to_string(),
@@ -272,7 +366,11 @@ fn base_of(set: &ProfileSet, profile: &Profile) -> Result<Base, String> {
                 session_name: profile.get("role_session_name").map(str::to_string),
             })
         }
-        (None, Some(_)) => return Err(format!("profile '{name}' has web_identity_token_file but no role_arn")),
+        (None, Some(_)) => {
+            return Err(format!(
+                "profile '{name}' has web_identity_token_file but no role_arn"
+            ))
+        }
         _ => {}
     }
     if let Some(sso) = sso_settings(set, profile)? {
@@ -300,7 +398,9 @@ pub(crate) fn resolve(set: &ProfileSet, start: &str) -> Result<Plan, String> {
             return Err(format!("profile loop: {} (each role_arn's source_profile leads back to an earlier profile)", visited.join(" -> ")));
         }
         let profile = set.get_profile(&name).ok_or_else(|| match visited.last() {
-            Some(from) => format!("profile '{from}' has source_profile '{name}', which does not exist"),
+            Some(from) => {
+                format!("profile '{from}' has source_profile '{name}', which does not exist")
+            }
             None => format!("profile '{name}' does not exist"),
         })?;
         visited.push(name.clone());
@@ -313,11 +413,24 @@ pub(crate) fn resolve(set: &ProfileSet, start: &str) -> Result<Plan, String> {
             break (base_of(set, profile)?, name);
         };
         roles.push(hop);
-        match (profile.get("source_profile"), profile.get("credential_source")) {
-            (Some(_), Some(_)) => return Err(format!("profile '{name}' has both source_profile and credential_source; keep one")),
-            (None, None) => return Err(format!("profile '{name}' has role_arn but neither source_profile nor credential_source")),
+        match (
+            profile.get("source_profile"),
+            profile.get("credential_source"),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "profile '{name}' has both source_profile and credential_source; keep one"
+                ))
+            }
+            (None, None) => {
+                return Err(format!(
+                "profile '{name}' has role_arn but neither source_profile nor credential_source"
+            ))
+            }
             (Some(src), None) if src == name => {
-                let base = static_keys(profile)?.ok_or_else(|| format!("profile '{name}' is its own source_profile but holds no static keys"))?;
+                let base = static_keys(profile)?.ok_or_else(|| {
+                    format!("profile '{name}' is its own source_profile but holds no static keys")
+                })?;
                 break (Base::Static(base), name);
             }
             (Some(src), None) => name = src.to_string(),
@@ -325,22 +438,41 @@ pub(crate) fn resolve(set: &ProfileSet, start: &str) -> Result<Plan, String> {
         }
     };
     roles.reverse();
-    Ok(Plan { base, base_profile, roles })
+    Ok(Plan {
+        base,
+        base_profile,
+        roles,
+    })
 }
 
 impl Plan {
     pub(crate) fn describe(&self) -> String {
         let base = match &self.base {
-            Base::Static(c) if c.session_token().is_some() => "static keys with aws_session_token".to_string(),
+            Base::Static(c) if c.session_token().is_some() => {
+                "static keys with aws_session_token".to_string()
+            }
             Base::Static(_) => "static keys".to_string(),
-            Base::Process(cmd) => format!("credential_process '{}'", util::short_value(cmd.split_whitespace().next().unwrap_or(""))),
-            Base::WebIdentity { role_arn, token_file, .. } => format!("web identity token file {token_file} for role {role_arn}"),
-            Base::Sso(s) => format!("SSO start URL {} (region {}, account {}, role {})", s.start_url, s.region, s.account_id, s.role_name),
+            Base::Process(cmd) => format!(
+                "credential_process '{}'",
+                util::short_value(cmd.split_whitespace().next().unwrap_or(""))
+            ),
+            Base::WebIdentity {
+                role_arn,
+                token_file,
+                ..
+            } => format!("web identity token file {token_file} for role {role_arn}"),
+            Base::Sso(s) => format!(
+                "SSO start URL {} (region {}, account {}, role {})",
+                s.start_url, s.region, s.account_id, s.role_name
+            ),
             Base::Named(n) => format!("credential_source {n:?}"),
         };
         let mut text = format!("{base} (profile '{}')", self.base_profile);
         for hop in &self.roles {
-            text.push_str(&format!(", then sts:AssumeRole into {} (profile '{}')", hop.params_role_arn, hop.profile));
+            text.push_str(&format!(
+                ", then sts:AssumeRole into {} (profile '{}')",
+                hop.params_role_arn, hop.profile
+            ));
         }
         text
     }
@@ -386,7 +518,10 @@ impl ProfileChain {
         let mut creds = self.base.fetch().await?;
         for (hop, session_name) in &self.roles {
             let Some(sts) = &self.sts else {
-                return Err(CredentialsError::Misconfigured { provider: self.provider.clone(), message: "role hops without an STS client".into() });
+                return Err(CredentialsError::Misconfigured {
+                    provider: self.provider.clone(),
+                    message: "role hops without an STS client".into(),
+                });
             };
             let params = AssumeRoleParams {
                 role_arn: hop.params_role_arn.clone(),
@@ -394,10 +529,16 @@ impl ProfileChain {
                 external_id: hop.external_id.clone(),
                 duration_seconds: hop.duration_seconds,
             };
-            creds = sts.assume_role(&creds, &params).await.map_err(|e| CredentialsError::Provider {
-                provider: self.provider.clone(),
-                message: format!("assuming role {} (profile '{}'): {e}", hop.params_role_arn, hop.profile),
-            })?;
+            creds =
+                sts.assume_role(&creds, &params)
+                    .await
+                    .map_err(|e| CredentialsError::Provider {
+                        provider: self.provider.clone(),
+                        message: format!(
+                            "assuming role {} (profile '{}'): {e}",
+                            hop.params_role_arn, hop.profile
+                        ),
+                    })?;
         }
         Ok(creds)
     }
@@ -410,13 +551,22 @@ impl Fetch for ProfileChain {
 }
 
 fn misconfigured(provider: &str, message: String) -> CredentialsError {
-    CredentialsError::Misconfigured { provider: provider.to_string(), message }
+    CredentialsError::Misconfigured {
+        provider: provider.to_string(),
+        message,
+    }
 }
 
 /// Builds the source for profile `name`. `why` starts the reason (`aws_profile 'x' is set`).
-pub(crate) fn build(ctx: &ChainContext, files: &SharedFiles, name: &str, why: &str) -> Result<Selection, CredentialsError> {
+pub(crate) fn build(
+    ctx: &ChainContext,
+    files: &SharedFiles,
+    name: &str,
+    why: &str,
+) -> Result<Selection, CredentialsError> {
     let provider = format!("profile:{name}");
-    let plan = resolve(&files.merged, name).map_err(|m| misconfigured(&provider, format!("{m} ({})", files.describe())))?;
+    let plan = resolve(&files.merged, name)
+        .map_err(|m| misconfigured(&provider, format!("{m} ({})", files.describe())))?;
     let key_note = match files.credential_key(name) {
         Some((key, file)) => format!("profile '{name}' in {file} has {key}"),
         None => format!("profile '{name}'"),
@@ -483,17 +633,35 @@ pub(crate) fn build(ctx: &ChainContext, files: &SharedFiles, name: &str, why: &s
         .roles
         .into_iter()
         .map(|hop| {
-            let session = hop.session_name.clone().unwrap_or_else(default_session_name);
+            let session = hop
+                .session_name
+                .clone()
+                .unwrap_or_else(default_session_name);
             (hop, session)
         })
         .collect();
-    let chain = ProfileChain { base, roles, sts, provider: provider.clone() };
-    Ok(Selection { source: Arc::new(CachedSource::new(provider, Box::new(chain), ctx.log.clone())), reason })
+    let chain = ProfileChain {
+        base,
+        roles,
+        sts,
+        provider: provider.clone(),
+    };
+    Ok(Selection {
+        source: Arc::new(CachedSource::new(
+            provider,
+            Box::new(chain),
+            ctx.log.clone(),
+        )),
+        reason,
+    })
 }
 
 /// The chain's step 3 (ambient): profile `AWS_PROFILE` or `default`. `Ok(Err(note))` when not
 /// configured, with what was found for the "nothing configured" message.
-pub(crate) fn ambient(ctx: &ChainContext, files: &SharedFiles) -> Result<Result<Selection, String>, CredentialsError> {
+pub(crate) fn ambient(
+    ctx: &ChainContext,
+    files: &SharedFiles,
+) -> Result<Result<Selection, String>, CredentialsError> {
     let (name, from_env) = match ctx.env.get("AWS_PROFILE") {
         Some(p) => (p, true),
         None => ("default".to_string(), false),
@@ -505,13 +673,27 @@ pub(crate) fn ambient(ctx: &ChainContext, files: &SharedFiles) -> Result<Result<
                 format!("AWS_PROFILE is '{name}' but no such profile exists ({}); fix AWS_PROFILE or add the profile", files.describe()),
             ));
         }
-        return Ok(Err(format!("shared files: no profile 'default' (AWS_PROFILE not set) in {}", files.describe())));
+        return Ok(Err(format!(
+            "shared files: no profile 'default' (AWS_PROFILE not set) in {}",
+            files.describe()
+        )));
     };
     if !CREDENTIAL_KEYS.iter().any(|k| profile.get(k).is_some()) {
-        let via = if from_env { "AWS_PROFILE" } else { "default, AWS_PROFILE not set" };
-        return Ok(Err(format!("shared files: profile '{name}' ({via}) exists but holds no credential keys; {}", files.describe())));
+        let via = if from_env {
+            "from AWS_PROFILE"
+        } else {
+            "AWS_PROFILE not set"
+        };
+        return Ok(Err(format!(
+            "shared files: profile '{name}' ({via}) exists but holds no credential keys; {}",
+            files.describe()
+        )));
     }
-    let why = if from_env { format!("AWS_PROFILE is '{name}' and ") } else { String::new() };
+    let why = if from_env {
+        format!("AWS_PROFILE is '{name}' and ")
+    } else {
+        String::new()
+    };
     Ok(Ok(build(ctx, files, &name, &why)?))
 }
 
@@ -520,7 +702,13 @@ pub(crate) fn explicit(ctx: &ChainContext, name: &str) -> Result<Selection, Cred
     let files = load(&ctx.env)?;
     let provider = format!("profile:{name}");
     let Some(profile) = files.profile(name) else {
-        return Err(misconfigured(&provider, format!("aws_profile '{name}' does not exist in the shared files ({})", files.describe())));
+        return Err(misconfigured(
+            &provider,
+            format!(
+                "aws_profile '{name}' does not exist in the shared files ({})",
+                files.describe()
+            ),
+        ));
     };
     if !CREDENTIAL_KEYS.iter().any(|k| profile.get(k).is_some()) {
         return Err(misconfigured(
@@ -538,8 +726,15 @@ pub(crate) fn explicit(ctx: &ChainContext, name: &str) -> Result<Selection, Cred
 /// when unset or when the files cannot be read.
 pub fn region_from_profile(env: &Env, profile: Option<&str>) -> Option<String> {
     let files = load(env).ok()?;
-    let name = profile.map(str::to_string).or_else(|| env.get("AWS_PROFILE")).unwrap_or_else(|| "default".into());
-    files.profile(&name)?.get("region").map(|r| r.trim().to_string()).filter(|r| !r.is_empty())
+    let name = profile
+        .map(str::to_string)
+        .or_else(|| env.get("AWS_PROFILE"))
+        .unwrap_or_else(|| "default".into());
+    files
+        .profile(&name)?
+        .get("region")
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
 }
 
 #[cfg(test)]
@@ -566,7 +761,11 @@ mod tests {
         );
         let plan = resolve(&s, "top").expect("plan");
         assert!(matches!(&plan.base, Base::Static(c) if c.access_key_id() == "AKIDBASE"));
-        let arns: Vec<_> = plan.roles.iter().map(|r| r.params_role_arn.as_str()).collect();
+        let arns: Vec<_> = plan
+            .roles
+            .iter()
+            .map(|r| r.params_role_arn.as_str())
+            .collect();
         assert_eq!(arns, ["arn:aws:iam::1:role/mid", "arn:aws:iam::1:role/top"]);
         assert_eq!(plan.roles[1].external_id.as_deref(), Some("ext"));
         assert_eq!(plan.roles[1].duration_seconds, Some(1800));
@@ -586,16 +785,40 @@ mod tests {
              [profile sso]\nsso_session = s\nsso_account_id = 1\nsso_role_name = r\n[sso-session s]\nsso_region = us-east-1\nsso_start_url = https://x.awsapps.com/start\n",
             "",
         );
-        assert!(matches!(resolve(&s, "env").expect("env").base, Base::Named(NamedSource::Environment)));
-        assert!(resolve(&s, "both").expect_err("both").contains("both source_profile and credential_source"));
-        assert!(resolve(&s, "bad").expect_err("bad").contains("credential_source 'Mars'"));
-        assert!(matches!(resolve(&s, "wi").expect("wi").base, Base::WebIdentity { .. }));
-        assert!(matches!(resolve(&s, "proc").expect("proc").base, Base::Process(_)));
-        assert!(!resolve(&s, "proc").expect("proc").describe().contains("--secret-arg"));
-        assert!(resolve(&s, "half").expect_err("half").contains("no aws_secret_access_key"));
-        assert!(resolve(&s, "dur").expect_err("dur").contains("duration_seconds"));
-        assert!(matches!(resolve(&s, "sso").expect("sso").base, Base::Sso(ref x) if x.region == "us-east-1" && x.session_name.as_deref() == Some("s")));
-        assert!(resolve(&s, "nope").expect_err("missing").contains("does not exist"));
+        assert!(matches!(
+            resolve(&s, "env").expect("env").base,
+            Base::Named(NamedSource::Environment)
+        ));
+        assert!(resolve(&s, "both")
+            .expect_err("both")
+            .contains("both source_profile and credential_source"));
+        assert!(resolve(&s, "bad")
+            .expect_err("bad")
+            .contains("credential_source 'Mars'"));
+        assert!(matches!(
+            resolve(&s, "wi").expect("wi").base,
+            Base::WebIdentity { .. }
+        ));
+        assert!(matches!(
+            resolve(&s, "proc").expect("proc").base,
+            Base::Process(_)
+        ));
+        assert!(!resolve(&s, "proc")
+            .expect("proc")
+            .describe()
+            .contains("--secret-arg"));
+        assert!(resolve(&s, "half")
+            .expect_err("half")
+            .contains("no aws_secret_access_key"));
+        assert!(resolve(&s, "dur")
+            .expect_err("dur")
+            .contains("duration_seconds"));
+        assert!(
+            matches!(resolve(&s, "sso").expect("sso").base, Base::Sso(ref x) if x.region == "us-east-1" && x.session_name.as_deref() == Some("s"))
+        );
+        assert!(resolve(&s, "nope")
+            .expect_err("missing")
+            .contains("does not exist"));
     }
 
     #[test]

@@ -46,14 +46,23 @@ impl Sso {
         if let Some(s) = &settings.session_name {
             builder = builder.session_name(s.clone());
         }
-        Sso { provider: builder.build(), name: name.to_string() }
+        Sso {
+            provider: builder.build(),
+            name: name.to_string(),
+        }
     }
 
     async fn run(&self) -> Result<aws_credential_types::Credentials, CredentialsError> {
-        self.provider.provide_credentials().await.map_err(|e| CredentialsError::Provider {
-            provider: self.name.clone(),
-            message: format!("SSO (IAM Identity Center): {} (run 'aws sso login' if the session expired)", DisplayErrorContext(&e)),
-        })
+        self.provider
+            .provide_credentials()
+            .await
+            .map_err(|e| CredentialsError::Provider {
+                provider: self.name.clone(),
+                message: format!(
+                    "SSO (IAM Identity Center): {} (run 'aws sso login' if the session expired)",
+                    DisplayErrorContext(&e)
+                ),
+            })
     }
 }
 

@@ -35,7 +35,11 @@ pub(crate) struct StsEndpoint {
 pub(crate) fn resolve_endpoint(ctx: &ChainContext) -> Result<StsEndpoint, String> {
     let region = ctx.region.clone();
     if let Some(url) = &ctx.aws.sts_endpoint {
-        return Ok(StsEndpoint { url: url.clone(), region: region.unwrap_or_else(|| "us-east-1".into()), origin: "aws_sts_endpoint" });
+        return Ok(StsEndpoint {
+            url: url.clone(),
+            region: region.unwrap_or_else(|| "us-east-1".into()),
+            origin: "aws_sts_endpoint",
+        });
     }
     if !util::is_true(ctx.env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")) {
         for var in ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"] {
@@ -44,17 +48,36 @@ pub(crate) fn resolve_endpoint(ctx: &ChainContext) -> Result<StsEndpoint, String
                     .ok()
                     .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
                     .ok_or_else(|| format!("{var} is not an http(s) URL"))?;
-                let origin = if var == "AWS_ENDPOINT_URL_STS" { "AWS_ENDPOINT_URL_STS" } else { "AWS_ENDPOINT_URL" };
-                return Ok(StsEndpoint { url, region: region.unwrap_or_else(|| "us-east-1".into()), origin });
+                let origin = if var == "AWS_ENDPOINT_URL_STS" {
+                    "AWS_ENDPOINT_URL_STS"
+                } else {
+                    "AWS_ENDPOINT_URL"
+                };
+                return Ok(StsEndpoint {
+                    url,
+                    region: region.unwrap_or_else(|| "us-east-1".into()),
+                    origin,
+                });
             }
         }
     }
     let Some(region) = region else {
-        return Err("STS needs a region: set aws_region (or AWS_REGION), or aws_sts_endpoint".into());
+        return Err(
+            "STS needs a region: set aws_region (or AWS_REGION), or aws_sts_endpoint".into(),
+        );
     };
-    let suffix = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
-    let url = Url::parse(&format!("https://sts.{region}.{suffix}/")).map_err(|_| format!("region '{region}' does not make a valid STS host name"))?;
-    Ok(StsEndpoint { url, region, origin: "the regional endpoint of the region" })
+    let suffix = if region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    let url = Url::parse(&format!("https://sts.{region}.{suffix}/"))
+        .map_err(|_| format!("region '{region}' does not make a valid STS host name"))?;
+    Ok(StsEndpoint {
+        url,
+        region,
+        origin: "the regional endpoint of the region",
+    })
 }
 
 /// An STS failure; `code` is the STS error code when STS answered with error XML. Never carries
@@ -74,7 +97,15 @@ impl fmt::Display for StsError {
 impl StsError {
     /// STS says the credentials that signed the call are expired or unknown.
     pub fn is_bad_caller_credentials(&self) -> bool {
-        matches!(self.code.as_deref(), Some("ExpiredToken" | "InvalidClientTokenId" | "ExpiredTokenException" | "UnrecognizedClientException"))
+        matches!(
+            self.code.as_deref(),
+            Some(
+                "ExpiredToken"
+                    | "InvalidClientTokenId"
+                    | "ExpiredTokenException"
+                    | "UnrecognizedClientException"
+            )
+        )
     }
 }
 
@@ -95,7 +126,11 @@ pub(crate) struct Sts {
 impl Sts {
     /// A client for the chain's STS endpoint; `provider` names the caller in errors.
     pub fn new(ctx: &ChainContext, provider: &str) -> Result<Sts, CredentialsError> {
-        let endpoint = resolve_endpoint(ctx).map_err(|message| CredentialsError::Misconfigured { provider: provider.into(), message })?;
+        let endpoint =
+            resolve_endpoint(ctx).map_err(|message| CredentialsError::Misconfigured {
+                provider: provider.into(),
+                message,
+            })?;
         let client = util::client_for(provider, &ctx.env, &ctx.proxy, TIMEOUT, CONNECT_TIMEOUT)?;
         Ok(Sts { client, endpoint })
     }
@@ -105,20 +140,35 @@ impl Sts {
     }
 
     /// `sts:AssumeRole`, signed with `base`.
-    pub async fn assume_role(&self, base: &Credentials, p: &AssumeRoleParams) -> Result<Credentials, StsError> {
+    pub async fn assume_role(
+        &self,
+        base: &Credentials,
+        p: &AssumeRoleParams,
+    ) -> Result<Credentials, StsError> {
         let duration = p.duration_seconds.map(|d| d.to_string());
-        let mut pairs = vec![("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", p.role_arn.as_str()), ("RoleSessionName", p.session_name.as_str())];
+        let mut pairs = vec![
+            ("Action", "AssumeRole"),
+            ("Version", "2011-06-15"),
+            ("RoleArn", p.role_arn.as_str()),
+            ("RoleSessionName", p.session_name.as_str()),
+        ];
         if let Some(id) = &p.external_id {
             pairs.push(("ExternalId", id.as_str()));
         }
         if let Some(d) = &duration {
             pairs.push(("DurationSeconds", d.as_str()));
         }
-        self.call("AssumeRole", form_encode(&pairs), Some(base), &[]).await
+        self.call("AssumeRole", form_encode(&pairs), Some(base), &[])
+            .await
     }
 
     /// `sts:AssumeRoleWithWebIdentity` (unsigned: the token is the proof).
-    pub async fn assume_role_with_web_identity(&self, role_arn: &str, session_name: &str, token: &str) -> Result<Credentials, StsError> {
+    pub async fn assume_role_with_web_identity(
+        &self,
+        role_arn: &str,
+        session_name: &str,
+        token: &str,
+    ) -> Result<Credentials, StsError> {
         let pairs = [
             ("Action", "AssumeRoleWithWebIdentity"),
             ("Version", "2011-06-15"),
@@ -126,27 +176,68 @@ impl Sts {
             ("RoleSessionName", session_name),
             ("WebIdentityToken", token),
         ];
-        self.call("AssumeRoleWithWebIdentity", form_encode(&pairs), None, &[token]).await
+        self.call(
+            "AssumeRoleWithWebIdentity",
+            form_encode(&pairs),
+            None,
+            &[token],
+        )
+        .await
     }
 
-    async fn call(&self, action: &str, body: String, signer: Option<&Credentials>, secrets: &[&str]) -> Result<Credentials, StsError> {
+    async fn call(
+        &self,
+        action: &str,
+        body: String,
+        signer: Option<&Credentials>,
+        secrets: &[&str],
+    ) -> Result<Credentials, StsError> {
         let url = &self.endpoint.url;
-        let fail = |message: String| StsError { code: None, message: format!("STS {action} at {}: {message}", redact(url)) };
-        let mut req = self.client.post(url.clone()).header("content-type", CONTENT_TYPE);
+        let fail = |message: String| StsError {
+            code: None,
+            message: format!("STS {action} at {}: {message}", redact(url)),
+        };
+        let mut req = self
+            .client
+            .post(url.clone())
+            .header("content-type", CONTENT_TYPE);
         if let Some(base) = signer {
-            let host = signing::host_header(url).ok_or_else(|| fail("endpoint has no host".into()))?;
+            let host =
+                signing::host_header(url).ok_or_else(|| fail("endpoint has no host".into()))?;
             let digest = hex::encode(Sha256::digest(body.as_bytes()));
-            let scope = SigningScope { region: self.endpoint.region.clone(), service: "sts".into() };
+            let scope = SigningScope {
+                region: self.endpoint.region.clone(),
+                service: "sts".into(),
+            };
             let headers = [("host", host.as_str()), ("content-type", CONTENT_TYPE)];
-            let signed = signing::sign_request("POST", url.as_str(), &headers, &digest, base, &scope, SystemTime::now()).map_err(|e| fail(e.to_string()))?;
+            let signed = signing::sign_request(
+                "POST",
+                url.as_str(),
+                &headers,
+                &digest,
+                base,
+                &scope,
+                SystemTime::now(),
+            )
+            .map_err(|e| fail(e.to_string()))?;
             req = req.header("host", host.as_str());
             for (name, value) in signed {
                 req = req.header(name, value);
             }
         }
-        let resp = req.body(body).send().await.map_err(|e| fail(format!("request failed: {}", util::scrub(&error_chain(&e), secrets))))?;
+        let resp = req.body(body).send().await.map_err(|e| {
+            fail(format!(
+                "request failed: {}",
+                util::scrub(&error_chain(&e), secrets)
+            ))
+        })?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| fail(format!("reading the response failed: {}", util::scrub(&error_chain(&e), secrets))))?;
+        let bytes = resp.bytes().await.map_err(|e| {
+            fail(format!(
+                "reading the response failed: {}",
+                util::scrub(&error_chain(&e), secrets)
+            ))
+        })?;
         let mut all_secrets: Vec<&str> = secrets.to_vec();
         if let Some(b) = signer {
             all_secrets.push(b.secret_access_key());
@@ -208,30 +299,50 @@ pub(crate) fn xml_leaves(text: &str) -> Result<Leaves, String> {
             Ok(Event::Empty(e)) => {
                 saw_root = true;
                 let parent = stack.last().cloned().unwrap_or_default();
-                leaves.push((parent, String::from_utf8_lossy(e.local_name().as_ref()).into_owned(), String::new()));
+                leaves.push((
+                    parent,
+                    String::from_utf8_lossy(e.local_name().as_ref()).into_owned(),
+                    String::new(),
+                ));
             }
             Ok(Event::Text(t)) => {
-                let piece = t.xml10_content().map_err(|_| "XML text is not valid UTF-8".to_string())?;
+                let piece = t
+                    .xml10_content()
+                    .map_err(|_| "XML text is not valid UTF-8".to_string())?;
                 if stack.is_empty() && !piece.trim().is_empty() {
                     return Err("text outside of any XML element".into());
                 }
                 current.push_str(&piece);
             }
             Ok(Event::CData(c)) => {
-                let piece = c.decode().map_err(|_| "XML text is not valid UTF-8".to_string())?;
+                let piece = c
+                    .decode()
+                    .map_err(|_| "XML text is not valid UTF-8".to_string())?;
                 current.push_str(&piece);
             }
             Ok(Event::GeneralRef(r)) => {
                 if r.is_char_ref() {
                     match r.resolve_char_ref() {
                         Ok(Some(c)) => current.push(c),
-                        _ => return Err(format!("invalid character reference at byte {}", reader.buffer_position())),
+                        _ => {
+                            return Err(format!(
+                                "invalid character reference at byte {}",
+                                reader.buffer_position()
+                            ))
+                        }
                     }
                 } else {
-                    let name = r.decode().map_err(|_| "XML entity is not valid UTF-8".to_string())?;
+                    let name = r
+                        .decode()
+                        .map_err(|_| "XML entity is not valid UTF-8".to_string())?;
                     match quick_xml::escape::resolve_xml_entity(&name) {
                         Some(v) => current.push_str(v),
-                        None => return Err(format!("unknown XML entity at byte {}", reader.buffer_position())),
+                        None => {
+                            return Err(format!(
+                                "unknown XML entity at byte {}",
+                                reader.buffer_position()
+                            ))
+                        }
                     }
                 }
             }
@@ -253,25 +364,47 @@ pub(crate) fn xml_leaves(text: &str) -> Result<Leaves, String> {
 pub(crate) fn parse_credentials(body: &[u8], action: &str) -> Result<Credentials, String> {
     let text = std::str::from_utf8(body).map_err(|_| "response is not UTF-8".to_string())?;
     let leaves = xml_leaves(text).map_err(|e| format!("response is not the expected XML: {e}"))?;
-    let root = leaves.last().map(|(_, name, _)| name.as_str()).unwrap_or("");
+    let root = leaves
+        .last()
+        .map(|(_, name, _)| name.as_str())
+        .unwrap_or("");
     let expected_root = format!("{action}Response");
     if root != expected_root {
-        return Err(format!("response is not the expected XML: root element is <{}>, expected <{expected_root}>", util::short_value(root)));
+        return Err(format!(
+            "response is not the expected XML: root element is <{}>, expected <{expected_root}>",
+            util::short_value(root)
+        ));
     }
-    let field = |name: &str| leaves.iter().find(|(p, n, v)| p == "Credentials" && n == name && !v.is_empty()).map(|(_, _, v)| v.clone());
+    let field = |name: &str| {
+        leaves
+            .iter()
+            .find(|(p, n, v)| p == "Credentials" && n == name && !v.is_empty())
+            .map(|(_, _, v)| v.clone())
+    };
     let missing = |name: &str| format!("response has no Credentials/{name}");
     let akid = field("AccessKeyId").ok_or_else(|| missing("AccessKeyId"))?;
     let secret = field("SecretAccessKey").ok_or_else(|| missing("SecretAccessKey"))?;
     let token = field("SessionToken").ok_or_else(|| missing("SessionToken"))?;
     let exp_text = field("Expiration").ok_or_else(|| missing("Expiration"))?;
     let expiry = parse_time(&exp_text).ok_or("Credentials/Expiration is not an ISO-8601 time")?;
-    Ok(Credentials::new(akid, secret, Some(token), Some(expiry), "sts"))
+    Ok(Credentials::new(
+        akid,
+        secret,
+        Some(token),
+        Some(expiry),
+        "sts",
+    ))
 }
 
 /// `Error/Code` and `Error/Message` of an STS error document.
 pub(crate) fn parse_error(text: &str) -> Option<(String, String)> {
     let leaves = xml_leaves(text).ok()?;
-    let get = |name: &str| leaves.iter().find(|(p, n, _)| p == "Error" && n == name).map(|(_, _, v)| v.clone());
+    let get = |name: &str| {
+        leaves
+            .iter()
+            .find(|(p, n, _)| p == "Error" && n == name)
+            .map(|(_, _, v)| v.clone())
+    };
     let code = get("Code").filter(|c| !c.is_empty())?;
     Some((util::short_value(&code), get("Message").unwrap_or_default()))
 }
@@ -300,7 +433,8 @@ mod tests {
         assert_eq!(c.secret_access_key(), "wJalr/K7MDENG+bPxRfiCY&KEY");
         assert_eq!(c.session_token(), Some("FwoGZXIvYXdzE"));
         assert!(c.expiry().is_some());
-        let err = parse_credentials(OK.as_bytes(), "AssumeRoleWithWebIdentity").expect_err("wrong root");
+        let err =
+            parse_credentials(OK.as_bytes(), "AssumeRoleWithWebIdentity").expect_err("wrong root");
         assert!(err.contains("root element"), "{err}");
     }
 

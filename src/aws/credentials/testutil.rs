@@ -15,7 +15,12 @@ pub(crate) struct TempDir(PathBuf);
 impl TempDir {
     pub(crate) fn new(tag: &str) -> TempDir {
         static N: AtomicU64 = AtomicU64::new(0);
-        let p = std::env::temp_dir().join(format!("flb-sigv4-{tag}-{}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst), fastrand::u64(..)));
+        let p = std::env::temp_dir().join(format!(
+            "flb-sigv4-{tag}-{}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst),
+            fastrand::u64(..)
+        ));
         std::fs::create_dir_all(&p).expect("temp dir");
         TempDir(p)
     }
@@ -48,7 +53,10 @@ pub(crate) struct Req {
 
 impl Req {
     pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -70,8 +78,12 @@ pub(crate) struct FakeServer {
 }
 
 impl FakeServer {
-    pub(crate) async fn start(handler: impl Fn(&Req) -> Resp + Send + Sync + 'static) -> FakeServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    pub(crate) async fn start(
+        handler: impl Fn(&Req) -> Resp + Send + Sync + 'static,
+    ) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let port = listener.local_addr().expect("addr").port();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let count = Arc::new(AtomicUsize::new(0));
@@ -79,10 +91,14 @@ impl FakeServer {
         let (reqs, cnt) = (requests.clone(), count.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let (handler, reqs, cnt) = (handler.clone(), reqs.clone(), cnt.clone());
                 tokio::spawn(async move {
-                    let Some(req) = read_request(&mut sock).await else { return };
+                    let Some(req) = read_request(&mut sock).await else {
+                        return;
+                    };
                     cnt.fetch_add(1, Ordering::SeqCst);
                     reqs.lock().expect("lock").push(req.clone());
                     match handler(&req) {
@@ -100,7 +116,12 @@ impl FakeServer {
                 });
             }
         });
-        FakeServer { port, requests, count, task }
+        FakeServer {
+            port,
+            requests,
+            count,
+            task,
+        }
     }
 
     pub(crate) fn url(&self) -> String {
@@ -144,9 +165,15 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Req> {
     let mut parts = first.split(' ');
     let method = parts.next()?.to_string();
     let path = parts.next()?.to_string();
-    let headers: Vec<(String, String)> =
-        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())).collect();
-    let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
     let mut body = buf[head_end + 4..].to_vec();
     while body.len() < len {
         let n = sock.read(&mut chunk).await.ok()?;
@@ -155,11 +182,22 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Req> {
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    Some(Req { method, path, headers, body: String::from_utf8_lossy(&body).to_string() })
+    Some(Req {
+        method,
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).to_string(),
+    })
 }
 
 /// STS-style XML for credentials.
-pub(crate) fn sts_xml(action: &str, akid: &str, secret: &str, token: &str, expires_in: Duration) -> String {
+pub(crate) fn sts_xml(
+    action: &str,
+    akid: &str,
+    secret: &str,
+    token: &str,
+    expires_in: Duration,
+) -> String {
     let exp = super::util::fmt_time(std::time::SystemTime::now() + expires_in);
     format!(
         "<{action}Response xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><{action}Result><Credentials>\
@@ -171,12 +209,17 @@ pub(crate) fn sts_xml(action: &str, akid: &str, secret: &str, token: &str, expir
 /// ECS/IMDS-style JSON for credentials.
 pub(crate) fn creds_json(akid: &str, secret: &str, token: &str, expires_in: Duration) -> String {
     let exp = super::util::fmt_time(std::time::SystemTime::now() + expires_in);
-    format!(r#"{{"Code":"Success","Type":"AWS-HMAC","AccessKeyId":"{akid}","SecretAccessKey":"{secret}","Token":"{token}","Expiration":"{exp}"}}"#)
+    format!(
+        r#"{{"Code":"Success","Type":"AWS-HMAC","AccessKeyId":"{akid}","SecretAccessKey":"{secret}","Token":"{token}","Expiration":"{exp}"}}"#
+    )
 }
 
 /// Form body value of `key`, percent-decoded.
 pub(crate) fn form_value(body: &str, key: &str) -> Option<String> {
-    body.split('&').filter_map(|p| p.split_once('=')).find(|(k, _)| *k == key).map(|(_, v)| percent_decode(v))
+    body.split('&')
+        .filter_map(|p| p.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| percent_decode(v))
 }
 
 fn percent_decode(v: &str) -> String {

@@ -16,17 +16,25 @@ pub(crate) fn parse_time(text: &str) -> Option<SystemTime> {
 
 /// RFC 3339 rendering for logs and errors.
 pub(crate) fn fmt_time(time: SystemTime) -> String {
-    DateTime::from(time).fmt(Format::DateTime).unwrap_or_else(|_| "<unrepresentable time>".to_string())
+    DateTime::from(time)
+        .fmt(Format::DateTime)
+        .unwrap_or_else(|_| "<unrepresentable time>".to_string())
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
 pub(crate) fn unix_now() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// `true`, `1`, `yes`, `on` (any case) → true.
 pub(crate) fn is_true(value: Option<String>) -> bool {
-    matches!(value.map(|v| v.trim().to_ascii_lowercase()).as_deref(), Some("true" | "1" | "yes" | "on"))
+    matches!(
+        value.map(|v| v.trim().to_ascii_lowercase()).as_deref(),
+        Some("true" | "1" | "yes" | "on")
+    )
 }
 
 /// A duration knob from the environment, in seconds (fractions allowed); `default` when unset or
@@ -41,7 +49,9 @@ pub(crate) fn duration_knob(env: &Env, var: &str, default: Duration) -> Duration
 
 /// The home directory from the (injected) environment.
 pub(crate) fn home_dir(env: &Env) -> Option<PathBuf> {
-    env.get("HOME").or_else(|| env.get("USERPROFILE")).map(PathBuf::from)
+    env.get("HOME")
+        .or_else(|| env.get("USERPROFILE"))
+        .map(PathBuf::from)
 }
 
 /// Expands a leading `~/` with the environment's `HOME`.
@@ -87,7 +97,11 @@ fn percent_encode_into(text: &str, out: &mut String) {
 /// replaced by `***`.
 pub(crate) fn snippet(body: &[u8], max: usize, secrets: &[&str]) -> String {
     let text = String::from_utf8_lossy(body);
-    let mut shown: String = text.chars().take(max).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let mut shown: String = text
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if text.chars().count() > max {
         shown.push('…');
     }
@@ -107,7 +121,11 @@ pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
 
 /// Options for a client that talks to AWS services or metadata endpoints: TLS verified, extra
 /// CA bundle from `AWS_CA_BUNDLE` (as the AWS SDKs do).
-pub(crate) fn aws_client_options(env: &Env, timeout: Duration, connect_timeout: Duration) -> ClientOptions {
+pub(crate) fn aws_client_options(
+    env: &Env,
+    timeout: Duration,
+    connect_timeout: Duration,
+) -> ClientOptions {
     let mut opts = ClientOptions::aws_default(timeout, connect_timeout);
     opts.tls.ca_file = env.get("AWS_CA_BUNDLE").map(|p| expand_home(&p, env));
     opts
@@ -121,7 +139,11 @@ pub(crate) fn client_for(
     timeout: Duration,
     connect_timeout: Duration,
 ) -> Result<reqwest::Client, super::CredentialsError> {
-    build_client(&aws_client_options(env, timeout, connect_timeout), proxy.clone()).map_err(|e| super::CredentialsError::Misconfigured {
+    build_client(
+        &aws_client_options(env, timeout, connect_timeout),
+        proxy.clone(),
+    )
+    .map_err(|e| super::CredentialsError::Misconfigured {
         provider: provider.to_string(),
         message: format!("cannot build its HTTP client: {e}"),
     })
@@ -154,11 +176,31 @@ pub(crate) fn short_value_long(text: &str) -> String {
 
 fn bounded(text: &str, max: usize) -> String {
     let t = text.trim();
-    let mut out: String = t.chars().take(max).map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let mut out: String = t
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if t.chars().count() > max {
         out.push('…');
     }
     out
+}
+
+/// Polls a future once; `Some` when it completed (for futures that never really wait, such as
+/// aws-config's profile loader given in-memory contents).
+pub(crate) fn poll_ready<F: std::future::Future>(fut: F) -> Option<F::Output> {
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Noop));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    match fut.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
 }
 
 #[cfg(test)]
@@ -167,7 +209,13 @@ mod tests {
 
     #[test]
     fn form_encoding() {
-        assert_eq!(form_encode(&[("Action", "AssumeRole"), ("RoleArn", "arn:aws:iam::1:role/a b+c")]), "Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fa%20b%2Bc");
+        assert_eq!(
+            form_encode(&[
+                ("Action", "AssumeRole"),
+                ("RoleArn", "arn:aws:iam::1:role/a b+c")
+            ]),
+            "Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fa%20b%2Bc"
+        );
     }
 
     #[test]

@@ -19,16 +19,33 @@ pub(crate) struct WebIdentity {
 
 impl WebIdentity {
     async fn fetch_inner(&self) -> Result<aws_credential_types::Credentials, CredentialsError> {
-        let fail = |message: String| CredentialsError::Provider { provider: self.provider.clone(), message };
-        let raw = tokio::fs::read(&self.token_file)
-            .await
-            .map_err(|e| fail(format!("cannot read the web identity token file '{}': {e}", self.token_file.display())))?;
-        let token = String::from_utf8(raw).map_err(|_| fail(format!("the web identity token file '{}' is not UTF-8 text", self.token_file.display())))?;
+        let fail = |message: String| CredentialsError::Provider {
+            provider: self.provider.clone(),
+            message,
+        };
+        let raw = tokio::fs::read(&self.token_file).await.map_err(|e| {
+            fail(format!(
+                "cannot read the web identity token file '{}': {e}",
+                self.token_file.display()
+            ))
+        })?;
+        let token = String::from_utf8(raw).map_err(|_| {
+            fail(format!(
+                "the web identity token file '{}' is not UTF-8 text",
+                self.token_file.display()
+            ))
+        })?;
         let token = token.trim();
         if token.is_empty() {
-            return Err(fail(format!("the web identity token file '{}' is empty", self.token_file.display())));
+            return Err(fail(format!(
+                "the web identity token file '{}' is empty",
+                self.token_file.display()
+            )));
         }
-        self.sts.assume_role_with_web_identity(&self.role_arn, &self.session_name, token).await.map_err(|e| fail(e.to_string()))
+        self.sts
+            .assume_role_with_web_identity(&self.role_arn, &self.session_name, token)
+            .await
+            .map_err(|e| fail(e.to_string()))
     }
 }
 
@@ -45,15 +62,24 @@ pub(crate) fn default_session_name() -> String {
 
 /// `AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN` (+ `AWS_ROLE_SESSION_NAME`). `Ok(None)` when the
 /// token file variable is not set; the token file without a role is an error.
-pub(crate) fn from_env(ctx: &ChainContext) -> Result<Option<(WebIdentity, String)>, CredentialsError> {
-    let Some(file) = ctx.env.get("AWS_WEB_IDENTITY_TOKEN_FILE") else { return Ok(None) };
+pub(crate) fn from_env(
+    ctx: &ChainContext,
+) -> Result<Option<(WebIdentity, String)>, CredentialsError> {
+    let Some(file) = ctx.env.get("AWS_WEB_IDENTITY_TOKEN_FILE") else {
+        return Ok(None);
+    };
     let Some(role_arn) = ctx.env.get("AWS_ROLE_ARN") else {
         return Err(CredentialsError::Misconfigured {
             provider: "web-identity".into(),
-            message: "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not (set both, or neither)".into(),
+            message:
+                "AWS_WEB_IDENTITY_TOKEN_FILE is set but AWS_ROLE_ARN is not (set both, or neither)"
+                    .into(),
         });
     };
-    let session_name = ctx.env.get("AWS_ROLE_SESSION_NAME").unwrap_or_else(default_session_name);
+    let session_name = ctx
+        .env
+        .get("AWS_ROLE_SESSION_NAME")
+        .unwrap_or_else(default_session_name);
     let sts = Sts::new(ctx, "web-identity")?;
     let token_file = expand_home(&file, &ctx.env);
     let reason = format!(
@@ -63,5 +89,14 @@ pub(crate) fn from_env(ctx: &ChainContext) -> Result<Option<(WebIdentity, String
         sts.endpoint().origin,
         ctx.proxy.describe(&sts.endpoint().url)
     );
-    Ok(Some((WebIdentity { token_file, role_arn, session_name, sts, provider: "web-identity".into() }, reason)))
+    Ok(Some((
+        WebIdentity {
+            token_file,
+            role_arn,
+            session_name,
+            sts,
+            provider: "web-identity".into(),
+        },
+        reason,
+    )))
 }
