@@ -1,0 +1,146 @@
+"""The plugin and fluent-bit-config/ against a real Fluent Bit (FLUENT_BIT=/path/to/fluent-bit).
+
+Checks what the C host stands in for: the examples load and start, a real Fluent Bit delivers
+botocore-verified records, two instances with Workers 4 flush concurrently, and hot reload
+(SIGHUP with --enable-hot-reload: exit, unregister, dlclose, load again) keeps delivering.
+Skipped with a message when FLUENT_BIT is unset (CI has no Fluent Bit).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import netns as netns_mod
+from tests.helpers.host import plugin_so
+from tests.helpers.receiver import Receiver
+
+FLUENT_BIT = os.environ.get("FLUENT_BIT")
+pytestmark = pytest.mark.skipif(not FLUENT_BIT, reason="FLUENT_BIT is not set: no real Fluent Bit to check against")
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "fluent-bit-config"
+CREDS = ("AKIDREALFLB", "real-flb-secret", "real-flb-token")
+
+
+def fb_env(tmp_path: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and "proxy" not in k.lower()}
+    env.update(
+        HOME=str(tmp_path),
+        AWS_ACCESS_KEY_ID=CREDS[0],
+        AWS_SECRET_ACCESS_KEY=CREDS[1],
+        AWS_SESSION_TOKEN=CREDS[2],
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    return env
+
+
+def example(name: str, tmp_path: Path, port: int | None = None) -> Path:
+    text = (EXAMPLES / name).read_text()
+    text = text.replace("/usr/local/lib/fluent-bit/libflb_sigv4.so", str(plugin_so()))
+    text = text.replace("/var/log/containers/*.log", str(tmp_path / "none.log"))
+    if port is not None:
+        text = text.replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+    for other in ("plugins.conf",):
+        (tmp_path / other).write_text((EXAMPLES / other).read_text().replace(
+            "/usr/local/lib/fluent-bit/libflb_sigv4.so", str(plugin_so())))
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def run_fb(args: list, env: dict, seconds: float, prefix: list | None = None) -> tuple[int, str]:
+    proc = subprocess.Popen((prefix or []) + [FLUENT_BIT, *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    time.sleep(seconds)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    return proc.returncode, out
+
+
+@pytest.mark.parametrize("name", ["fluent-bit.conf", "fluent-bit.yaml", "opensearch.conf", "apigateway.conf"])
+def test_examples_start_in_real_fluent_bit(name, tmp_path):
+    why = netns_mod.unavailable_reason()
+    if why:
+        pytest.skip(why)
+    cfg = example(name, tmp_path)
+    # Inside a namespace with only lo: the AWS host names of the examples cannot be reached.
+    with netns_mod.NetNS(addrs=()) as ns:
+        code, out = run_fb(["-c", str(cfg)], fb_env(tmp_path), 3, prefix=ns.exec_prefix())
+    assert "credentials provider 'environment' chosen" in out, out
+    assert "failed to initialize" not in out and "config error" not in out.lower(), out
+    assert code == 0, out
+
+
+def test_real_fluent_bit_delivers_verified_records(tmp_path):
+    rcv = Receiver(credentials=[CREDS], require_token=True, region="us-east-1", service="execute-api").start()
+    try:
+        cfg = example("fluent-bit.conf", tmp_path, port=rcv.port)
+        code, out = run_fb(["-c", str(cfg)], fb_env(tmp_path), 4)
+        records = rcv.records()
+        assert len(records) >= 3, out
+        assert not rcv.rejections(), [r.auth_reason for r in rcv.rejections()]
+        assert all(r["log"] == "hello from fluent bit" and "date" in r for r in records)
+        assert code == 0, out
+    finally:
+        rcv.stop()
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "Fluent Bit v5.1.1 intermittently segfaults inside flb_upstream_conn_timeouts on an old "
+    "output worker thread during hot reload with Workers > 1 (about 1 reload in 10 here); "
+    "the plugin's own stack use is < 7 KiB; see README 'Known issues'"))
+def test_real_fluent_bit_workers_and_hot_reload(tmp_path):
+    a = Receiver(credentials=[CREDS], require_token=True).start()
+    b = Receiver(credentials=[CREDS], require_token=True).start()
+    so = plugin_so()
+    cfg = tmp_path / "two.conf"
+    outputs = "".join(
+        f"""
+[OUTPUT]
+    Name        sigv4_http
+    Match       *
+    endpoint    http://127.0.0.1:{r.port}/logs
+    format      {fmt}
+    compress    {comp}
+    aws_region  us-east-1
+    aws_service execute-api
+    Workers     4
+"""
+        for r, fmt, comp in ((a, "json_lines", "gzip"), (b, "json", "zstd")))
+    cfg.write_text(f"""
+[SERVICE]
+    Flush     0.2
+    Log_Level info
+[INPUT]
+    Name  dummy
+    Tag   reload
+    Dummy {{"log": "reload test"}}
+    Rate  20
+{outputs}""")
+    proc = subprocess.Popen([FLUENT_BIT, "-e", str(so), "--enable-hot-reload", "-c", str(cfg)],
+                            env=fb_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        a.wait_for_records(10, timeout=15)
+        b.wait_for_records(10, timeout=15)
+        for _ in range(2):
+            before = (len(a.records()), len(b.records()))
+            proc.send_signal(signal.SIGHUP)
+            time.sleep(3)
+            if proc.poll() is not None:
+                pytest.fail("Fluent Bit died on hot reload:\n" + proc.stdout.read()[-4000:])
+            a.wait_for_records(before[0] + 10, timeout=15)
+            b.wait_for_records(before[1] + 10, timeout=15)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        a.stop()
+        b.stop()
+    assert "reload" in out.lower(), out
+    assert not a.rejections() and not b.rejections()
+    assert proc.returncode == 0, out[-3000:]
