@@ -39,7 +39,8 @@ pub fn classify(status: u16, body: &[u8]) -> Verdict {
                 Verdict::AuthFailed
             }
         }
-        408 | 429 | 500..=599 => Verdict::Transient,
+        // 407: a proxy in the way refused us (its credentials or policy): a proxy failure.
+        407 | 408 | 429 | 500..=599 => Verdict::Transient,
         // 1xx/3xx are unexpected final answers (redirects are not followed): retry.
         100..=199 | 300..=399 => Verdict::Transient,
         _ => Verdict::Rejected,
@@ -61,7 +62,7 @@ mod tests {
         assert_eq!(classify(200, b""), Verdict::Delivered);
         assert_eq!(classify(204, b""), Verdict::Delivered);
         assert_eq!(classify(413, b""), Verdict::TooLarge);
-        for s in [408, 429, 500, 502, 503, 504] {
+        for s in [407, 408, 429, 500, 502, 503, 504] {
             assert_eq!(classify(s, b"x"), Verdict::Transient, "{s}");
         }
         assert_eq!(classify(400, b"bad"), Verdict::Rejected);

@@ -213,6 +213,7 @@ def run_host(
     stack: Optional[int] = None,
     retry_delay_ms: Optional[int] = 100,
     max_retries: Optional[int] = None,
+    flush_interval_ms: Optional[int] = None,
     hot_reload: bool = False,
     env: Optional[Mapping[str, Optional[str]]] = None,
     log_level: str = "info",
@@ -248,7 +249,8 @@ def run_host(
             cmd += ["--chunk", str(p)]
         for opt, val in (("--threads", threads), ("--flushes", flushes), ("--cycles", cycles),
                          ("--stack", stack), ("--retry-delay-ms", retry_delay_ms),
-                         ("--max-retries", max_retries)):
+                         ("--max-retries", max_retries),
+                         ("--flush-interval-ms", flush_interval_ms)):
             if val is not None:
                 cmd += [opt, str(val)]
         if hot_reload:

@@ -43,6 +43,7 @@
 #include <strings.h>
 #include <time.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include "flb_sigv4.h"
 
@@ -97,6 +98,8 @@ struct options {
     long retry_delay_ms;
     int max_retries;
     int hot_reload;
+    long flush_interval_ms; /* pause between a thread's consecutive flush jobs (0: none) */
+    int leak_check_cycles;  /* under valgrind: count leaks after each cycle */
 };
 
 struct chunk {
@@ -113,6 +116,8 @@ struct flush_job {
     int thread;
     int *results;
     int n_results;
+    double *ms;     /* duration of each attempt, milliseconds */
+    double t_start; /* first attempt's start, ms since the host started */
     size_t stack_used;
     int gave_up;
 };
@@ -137,6 +142,7 @@ static int g_service_level = FLB_LOG_INFO;
 static struct chunk *g_chunks;
 
 static pthread_mutex_t g_stats_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct timespec g_t0; /* host start (CLOCK_MONOTONIC), for per-flush timing */
 static long g_ok, g_retry, g_error, g_other, g_gave_up, g_calls;
 static size_t g_max_stack_used;
 static int g_stack_overflow;
@@ -151,6 +157,9 @@ static int g_description_stable = 1;
 static int g_description_reads;
 static int *g_threads_after_cycle;
 static int g_threads_before;
+static int *g_fds_after_cycle;
+static int g_fds_before;
+static long *g_leaked_after_cycle; /* memcheck's leaked bytes (definite + indirect); -1: none */
 
 static void *xcalloc(size_t n, size_t sz)
 {
@@ -615,6 +624,102 @@ static int count_threads(void)
     return n;
 }
 
+static void json_str(FILE *out, const char *s);
+
+#define MAX_FDS_TRACKED 256
+static int g_fds_open_before[MAX_FDS_TRACKED]; /* fd numbers open before the first load */
+static int g_n_fds_open_before;
+
+/* Records the fd numbers open now (before the first load). */
+static void remember_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    if (!d) {
+        return;
+    }
+    while ((e = readdir(d)) != NULL && g_n_fds_open_before < MAX_FDS_TRACKED) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] != '.' && fd != dirfd(d)) {
+            g_fds_open_before[g_n_fds_open_before++] = fd;
+        }
+    }
+    closedir(d);
+}
+
+/* JSON list of [fd, target] for the descriptors open now that were not open before the load */
+static void print_new_fds(FILE *o)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int first = 1;
+    fputc('[', o);
+    if (d) {
+        while ((e = readdir(d)) != NULL) {
+            int fd, i, known = 0;
+            char link[64], target[512];
+            ssize_t n;
+            if (e->d_name[0] == '.') {
+                continue;
+            }
+            fd = atoi(e->d_name);
+            if (fd == dirfd(d)) {
+                continue;
+            }
+            for (i = 0; i < g_n_fds_open_before; i++) {
+                known |= g_fds_open_before[i] == fd;
+            }
+            if (known) {
+                continue;
+            }
+            snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+            n = readlink(link, target, sizeof(target) - 1);
+            target[n > 0 ? n : 0] = '\0';
+            fprintf(o, "%s[%d,", first ? "" : ",", fd);
+            json_str(o, target);
+            fputc(']', o);
+            first = 0;
+        }
+        closedir(d);
+    }
+    fputc(']', o);
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+    if (!d) {
+        return -1;
+    }
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.') {
+            n++;
+        }
+    }
+    closedir(d);
+    return n - 1; /* the directory stream's own descriptor */
+}
+
+/* Under valgrind with --leak-check-cycles: a leak search now, returning memcheck's count of
+ * leaked bytes (definitely + indirectly lost); -1 when not running on valgrind. */
+static long leaked_bytes_now(void)
+{
+#ifdef HOST_HAVE_VALGRIND
+    if (g_opt.leak_check_cycles && RUNNING_ON_VALGRIND) {
+        unsigned long leaked = 0, dubious = 0, reachable = 0, suppressed = 0;
+        VALGRIND_DO_QUICK_LEAK_CHECK;
+        VALGRIND_COUNT_LEAKS(leaked, dubious, reachable, suppressed);
+        (void) dubious;
+        (void) reachable;
+        (void) suppressed;
+        return (long) leaked;
+    }
+#endif
+    return -1;
+}
+
 static void sleep_ms(long ms)
 {
     struct timespec ts;
@@ -625,6 +730,13 @@ static void sleep_ms(long ms)
     ts.tv_nsec = (ms % 1000) * 1000000L;
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
     }
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double) (ts.tv_sec - g_t0.tv_sec) * 1000.0 + (double) (ts.tv_nsec - g_t0.tv_nsec) / 1e6;
 }
 
 static int read_file(const char *path, unsigned char **data, size_t *size)
@@ -840,7 +952,13 @@ static void run_job(struct host_library *lib, struct flush_job *job)
 
     for (attempt = 0;; attempt++) {
         size_t used = 0;
-        int ret = coro_flush(lib->plugin, in->ctx, ch, in->tag, &used);
+        double t = now_ms();
+        int ret;
+        if (attempt == 0) {
+            job->t_start = t;
+        }
+        ret = coro_flush(lib->plugin, in->ctx, ch, in->tag, &used);
+        job->ms[job->n_results] = now_ms() - t;
         job->results[job->n_results++] = ret;
         if (used > job->stack_used) {
             job->stack_used = used;
@@ -884,6 +1002,9 @@ static void *flush_thread(void *arg)
     size_t j;
     struct flush_job *jobs = g_jobs + (size_t) ta->cycle * g_n_jobs_per_cycle;
     for (j = (size_t) ta->thread; j < g_n_jobs_per_cycle; j += (size_t) g_opt.threads) {
+        if (j != (size_t) ta->thread) {
+            sleep_ms(g_opt.flush_interval_ms);
+        }
         run_job(ta->lib, &jobs[j]);
     }
     return NULL;
@@ -1116,7 +1237,8 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: flb_host --so PATH --config FILE [--chunk FILE]... [--threads N]\n"
             "                [--flushes N] [--cycles N] [--stack BYTES] [--retry-delay-ms N]\n"
-            "                [--max-retries N] [--hot-reload]\n"
+            "                [--max-retries N] [--flush-interval-ms N] [--hot-reload]\n"
+            "                [--leak-check-cycles]\n"
             "\n"
             "Loads the plugin like Fluent Bit (register, init per [OUTPUT], flush, exit,\n"
             "unregister, dlclose), --cycles times in one process (default 1).\n"
@@ -1133,6 +1255,16 @@ static void usage(FILE *out)
             "fresh copy of the chunk and of the tag (Test_Tag key, else test.<instance>).\n"
             "FLB_RETRY: sleep --retry-delay-ms (200) and flush the same chunk again, at most\n"
             "--max-retries (10) times; FLB_ERROR: the chunk is dropped.\n"
+            "--flush-interval-ms N: a thread pauses N ms between its consecutive jobs\n"
+            "(default 0), e.g. one flush a second for a long run.\n"
+            "The summary gives each flush's start (t, ms since the host started) and the\n"
+            "duration of each attempt (ms, milliseconds).\n"
+            "--leak-check-cycles: under valgrind memcheck, a leak search after each cycle;\n"
+            "the summary's leaked_after_cycle gives the leaked bytes (definitely +\n"
+            "indirectly lost) after each cycle (-1 when not running on valgrind).\n"
+            "The summary also counts open file descriptors: fds_before (before the first\n"
+            "load), fds_after_cycle (after each dlclose), fds_at_end, and fds_new_at_end\n"
+            "lists [fd, target] of those open at the end that were not before the load.\n"
             "--hot-reload: FLBPluginPreRegister(1) on cycles after the first,\n"
             "FLBPluginOutputPreRun(1), FLBPluginOutputPreExit(1) on all but the last cycle.\n"
             "\n"
@@ -1178,6 +1310,10 @@ static int parse_args(int argc, char **argv)
             g_opt.hot_reload = 1;
             continue;
         }
+        else if (strcmp(a, "--leak-check-cycles") == 0) {
+            g_opt.leak_check_cycles = 1;
+            continue;
+        }
         if (!next) {
             fprintf(stderr, "missing value for %s\n", a);
             return -1;
@@ -1206,6 +1342,9 @@ static int parse_args(int argc, char **argv)
         }
         else if (strcmp(a, "--retry-delay-ms") == 0 && parse_long(next, &v) == 0 && v >= 0) {
             g_opt.retry_delay_ms = v;
+        }
+        else if (strcmp(a, "--flush-interval-ms") == 0 && parse_long(next, &v) == 0 && v >= 0) {
+            g_opt.flush_interval_ms = v;
         }
         else if (strcmp(a, "--max-retries") == 0 && parse_long(next, &v) == 0 && v >= 0 &&
                  v <= 1000) {
@@ -1260,6 +1399,7 @@ static void build_jobs(void)
         g_jobs[j].thread = (int) ((j % (g_n_jobs_per_cycle ? g_n_jobs_per_cycle : 1)) %
                                   (size_t) g_opt.threads);
         g_jobs[j].results = xcalloc((size_t) g_opt.max_retries + 1, sizeof(int));
+        g_jobs[j].ms = xcalloc((size_t) g_opt.max_retries + 1, sizeof(double));
     }
 }
 
@@ -1288,7 +1428,12 @@ static void print_summary(int cycles_run, int rc)
         for (k = 0; k < jb->n_results; k++) {
             fprintf(o, "%s%d", k ? "," : "", jb->results[k]);
         }
-        fprintf(o, "],\"final\":%d,\"gave_up\":%s,\"stack_used\":%zu}",
+        fprintf(o, "],\"ms\":[");
+        for (k = 0; k < jb->n_results; k++) {
+            fprintf(o, "%s%.3f", k ? "," : "", jb->ms[k]);
+        }
+        fprintf(o, "],\"t\":%.3f", jb->t_start);
+        fprintf(o, ",\"final\":%d,\"gave_up\":%s,\"stack_used\":%zu}",
                 jb->n_results ? jb->results[jb->n_results - 1] : -1,
                 jb->gave_up ? "true" : "false", jb->stack_used);
     }
@@ -1301,7 +1446,18 @@ static void print_summary(int cycles_run, int rc)
     for (c = 0; c < cycles_run; c++) {
         fprintf(o, "%s%d", c ? "," : "", g_threads_after_cycle[c]);
     }
-    fprintf(o, "],\"threads_at_end\":%d,\"description\":", count_threads());
+    fprintf(o, "],\"threads_at_end\":%d,", count_threads());
+    fprintf(o, "\"fds_before\":%d,\"fds_after_cycle\":[", g_fds_before);
+    for (c = 0; c < cycles_run; c++) {
+        fprintf(o, "%s%d", c ? "," : "", g_fds_after_cycle[c]);
+    }
+    fprintf(o, "],\"fds_at_end\":%d,\"fds_new_at_end\":", count_fds());
+    print_new_fds(o);
+    fprintf(o, ",\"leaked_after_cycle\":[");
+    for (c = 0; c < cycles_run; c++) {
+        fprintf(o, "%s%ld", c ? "," : "", g_leaked_after_cycle[c]);
+    }
+    fprintf(o, "],\"description\":");
     json_str(o, g_description_first);
     fprintf(o, ",\"description_stable\":%s,\"description_reads\":%d,\"exit_code\":%d}\n",
             g_description_stable ? "true" : "false", g_description_reads, rc);
@@ -1313,12 +1469,15 @@ int main(int argc, char **argv)
     int rc = 0, cycle, cycles_run = 0;
     size_t i;
 
+    clock_gettime(CLOCK_MONOTONIC, &g_t0);
     if (parse_args(argc, argv) != 0) {
         usage(stderr);
         free(g_opt.chunk_paths);
         return EXIT_USAGE;
     }
     g_threads_before = count_threads();
+    g_fds_before = count_fds();
+    remember_fds();
 
     rc = load_config(g_opt.config_path);
     if (rc) {
@@ -1341,10 +1500,14 @@ int main(int argc, char **argv)
     if (rc == 0) {
         build_jobs();
         g_threads_after_cycle = xcalloc((size_t) g_opt.cycles, sizeof(int));
+        g_fds_after_cycle = xcalloc((size_t) g_opt.cycles, sizeof(int));
+        g_leaked_after_cycle = xcalloc((size_t) g_opt.cycles, sizeof(long));
         for (cycle = 0; cycle < g_opt.cycles; cycle++) {
             rc = run_cycle(cycle);
             cycles_run++;
             g_threads_after_cycle[cycle] = count_threads();
+            g_fds_after_cycle[cycle] = count_fds();
+            g_leaked_after_cycle[cycle] = leaked_bytes_now();
             if (rc) {
                 break;
             }
@@ -1357,6 +1520,7 @@ int main(int argc, char **argv)
 
     for (i = 0; i < g_n_jobs_total; i++) {
         free(g_jobs[i].results);
+        free(g_jobs[i].ms);
     }
     free(g_jobs);
     for (i = 0; i < g_opt.n_chunks; i++) {
@@ -1364,6 +1528,8 @@ int main(int argc, char **argv)
     }
     free(g_chunks);
     free(g_threads_after_cycle);
+    free(g_fds_after_cycle);
+    free(g_leaked_after_cycle);
     free(g_description_first);
     free_instances();
     free(g_opt.chunk_paths);
