@@ -43,7 +43,10 @@ fn main() {
         .arg(&exe)
         .status()
         .expect("run the C compiler for the ABI probe");
-    assert!(status.success(), "compiling the ABI probe against include/flb_sigv4.h failed");
+    assert!(
+        status.success(),
+        "compiling the ABI probe against include/flb_sigv4.h failed"
+    );
     let output = Command::new(&exe).output().expect("run the ABI probe");
     assert!(output.status.success(), "the ABI probe failed");
     fs::write(out.join("abi_layout.rs"), output.stdout).expect("write abi_layout.rs");

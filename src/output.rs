@@ -122,9 +122,17 @@ enum SendError {
 impl Output {
     /// Builds the instance: proxy resolver, HTTP client, signing scope and credentials.
     pub async fn start(config: Config, log: SharedLog, env: Env) -> Result<Arc<Output>, InitError> {
-        let resolver = ProxyResolver::new(&env.lookup(), config.proxy.as_ref(), config.no_proxy.as_deref())?;
+        let resolver = ProxyResolver::new(
+            &env.lookup(),
+            config.proxy.as_ref(),
+            config.no_proxy.as_deref(),
+        )?;
         let client = build_client(
-            &ClientOptions { tls: config.tls.clone(), timeout: config.timeout, connect_timeout: config.connect_timeout },
+            &ClientOptions {
+                tls: config.tls.clone(),
+                timeout: config.timeout,
+                connect_timeout: config.connect_timeout,
+            },
             resolver.clone(),
         )?;
         let host_header = signing::host_header(&config.endpoint).unwrap_or_default();
@@ -134,21 +142,48 @@ impl Output {
                 secrets.push(p.to_string());
             }
         }
-        for var in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
-            if let Some(p) = env.get(var).and_then(|v| reqwest::Url::parse(&v).ok()).and_then(|u| u.password().map(str::to_string)) {
+        for var in [
+            "HTTPS_PROXY",
+            "https_proxy",
+            "HTTP_PROXY",
+            "http_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ] {
+            if let Some(p) = env
+                .get(var)
+                .and_then(|v| reqwest::Url::parse(&v).ok())
+                .and_then(|u| u.password().map(str::to_string))
+            {
                 secrets.push(p);
             }
         }
 
-        flb_log!(log, Level::Info, "configuration: {}", config.redacted_summary());
-        flb_log!(log, Level::Info, "proxy for the endpoint: {}", resolver.describe(&config.endpoint));
+        flb_log!(
+            log,
+            Level::Info,
+            "configuration: {}",
+            config.redacted_summary()
+        );
+        flb_log!(
+            log,
+            Level::Info,
+            "proxy for the endpoint: {}",
+            resolver.describe(&config.endpoint)
+        );
         for warning in config.startup_warnings() {
             flb_log!(log, Level::Warn, "{warning}");
         }
 
         let auth = if config.aws.auth {
             let scope = resolve_scope(&config, &env, &resolver).await?;
-            let ctx = ChainContext { env, aws: config.aws.clone(), region: Some(scope.region.clone()), proxy: resolver.clone(), log: log.clone() };
+            let ctx = ChainContext {
+                env,
+                aws: config.aws.clone(),
+                region: Some(scope.region.clone()),
+                proxy: resolver.clone(),
+                log: log.clone(),
+            };
             let selection = credentials::select(&ctx).await?;
             flb_log!(
                 log,
@@ -159,7 +194,11 @@ impl Output {
                 selection.source.name(),
                 selection.reason
             );
-            Some(Auth { scope, credentials: selection.source, clock_offset_ms: AtomicI64::new(0) })
+            Some(Auth {
+                scope,
+                credentials: selection.source,
+                clock_offset_ms: AtomicI64::new(0),
+            })
         } else {
             flb_log!(log, Level::Info, "aws_auth off: requests are sent unsigned");
             None
@@ -171,7 +210,10 @@ impl Output {
             client,
             auth,
             host_header,
-            delivered: Mutex::new(DeliveredParts { order: VecDeque::new(), set: HashSet::new() }),
+            delivered: Mutex::new(DeliveredParts {
+                order: VecDeque::new(),
+                set: HashSet::new(),
+            }),
             secrets,
         }))
     }
@@ -192,7 +234,12 @@ impl Output {
         let mut records = match event::encode_chunk(chunk, &self.config.body) {
             Ok(records) => records,
             Err(e) => {
-                flb_log!(self.log, Level::Error, "dropping chunk with tag '{tag}' ({} bytes): {e}", chunk.len());
+                flb_log!(
+                    self.log,
+                    Level::Error,
+                    "dropping chunk with tag '{tag}' ({} bytes): {e}",
+                    chunk.len()
+                );
                 return FlushResult::Error;
             }
         };
@@ -207,7 +254,14 @@ impl Output {
         };
         let batches = self.batches(&records);
         let chunk_key = OnceLock::new();
-        let part = Part { records: &records, buf: &buf, tag, chunk, chunk_key: &chunk_key, multi: batches.len() > 1 };
+        let part = Part {
+            records: &records,
+            buf: &buf,
+            tag,
+            chunk,
+            chunk_key: &chunk_key,
+            multi: batches.len() > 1,
+        };
         let mut result = FlushResult::Ok;
         for range in batches {
             let r = self.send_range(&part, range).await;
@@ -238,9 +292,15 @@ impl Output {
 
     fn body(&self, part: &Part<'_>, range: Range<usize>) -> Bytes {
         match self.config.body.format {
-            Format::Json => Bytes::from(event::assemble_body(part.records, range, Format::Json).into_owned()),
+            Format::Json => {
+                Bytes::from(event::assemble_body(part.records, range, Format::Json).into_owned())
+            }
             _ => {
-                let start = if range.start == 0 { 0 } else { part.records.ends[range.start - 1] };
+                let start = if range.start == 0 {
+                    0
+                } else {
+                    part.records.ends[range.start - 1]
+                };
                 part.buf.slice(start..part.records.ends[range.end - 1])
             }
         }
@@ -268,10 +328,25 @@ impl Output {
         };
         let digest: [u8; 32] = Sha256::digest(&payload).into();
         let track = part.multi || range.len() < part.records.len();
-        let key = if track { Some((self.chunk_key(part), digest)) } else { None };
+        let key = if track {
+            Some((self.chunk_key(part), digest))
+        } else {
+            None
+        };
         if let Some(key) = &key {
-            if self.delivered.lock().map(|d| d.contains(key)).unwrap_or(false) {
-                flb_log!(self.log, Level::Debug, "part of {} records of tag '{}' was already delivered; not sent again", range.len(), part.tag);
+            if self
+                .delivered
+                .lock()
+                .map(|d| d.contains(key))
+                .unwrap_or(false)
+            {
+                flb_log!(
+                    self.log,
+                    Level::Debug,
+                    "part of {} records of tag '{}' was already delivered; not sent again",
+                    range.len(),
+                    part.tag
+                );
                 return FlushResult::Ok;
             }
         }
@@ -279,24 +354,42 @@ impl Output {
         let mut refreshed = false;
         let mut skew_fixed = false;
         loop {
-            let (status, date, response) = match self.send_once(&payload, &digest_hex, part.tag).await {
-                Ok(r) => r,
-                Err(SendError::Credentials(e)) => {
-                    flb_log!(self.log, Level::Warn, "no usable credentials, chunk kept for retry: {e}");
-                    return FlushResult::Retry;
-                }
-                Err(SendError::Transport(e)) => {
-                    flb_log!(self.log, Level::Warn, "request to {} failed, chunk kept for retry: {}", redact_url(&self.config.endpoint), self.redact(&e));
-                    return FlushResult::Retry;
-                }
-                Err(SendError::Signing(e)) => {
-                    flb_log!(self.log, Level::Error, "{e}; chunk kept for retry");
-                    return FlushResult::Retry;
-                }
-            };
+            let (status, date, response) =
+                match self.send_once(&payload, &digest_hex, part.tag).await {
+                    Ok(r) => r,
+                    Err(SendError::Credentials(e)) => {
+                        flb_log!(
+                            self.log,
+                            Level::Warn,
+                            "no usable credentials, chunk kept for retry: {e}"
+                        );
+                        return FlushResult::Retry;
+                    }
+                    Err(SendError::Transport(e)) => {
+                        flb_log!(
+                            self.log,
+                            Level::Warn,
+                            "request to {} failed, chunk kept for retry: {}",
+                            redact_url(&self.config.endpoint),
+                            self.redact(&e)
+                        );
+                        return FlushResult::Retry;
+                    }
+                    Err(SendError::Signing(e)) => {
+                        flb_log!(self.log, Level::Error, "{e}; chunk kept for retry");
+                        return FlushResult::Retry;
+                    }
+                };
             match classify(status, &response) {
                 Verdict::Delivered => {
-                    flb_log!(self.log, Level::Debug, "delivered {} records ({} bytes) with tag '{}': HTTP {status}", range.len(), payload.len(), part.tag);
+                    flb_log!(
+                        self.log,
+                        Level::Debug,
+                        "delivered {} records ({} bytes) with tag '{}': HTTP {status}",
+                        range.len(),
+                        payload.len(),
+                        part.tag
+                    );
                     if let Some(key) = key {
                         if let Ok(mut d) = self.delivered.lock() {
                             d.insert(key);
@@ -306,7 +399,13 @@ impl Output {
                 }
                 Verdict::TooLarge if range.len() > 1 => {
                     let mid = range.start + range.len() / 2;
-                    flb_log!(self.log, Level::Warn, "HTTP 413 for {} records ({} bytes): splitting and re-sending", range.len(), payload.len());
+                    flb_log!(
+                        self.log,
+                        Level::Warn,
+                        "HTTP 413 for {} records ({} bytes): splitting and re-sending",
+                        range.len(),
+                        payload.len()
+                    );
                     let left = Box::pin(self.send_range(part, range.start..mid)).await;
                     if left == FlushResult::Retry {
                         return left;
@@ -342,11 +441,21 @@ impl Output {
                     self.correct_clock(date.as_deref());
                 }
                 Verdict::TokenRejected | Verdict::ClockSkew | Verdict::AuthFailed => {
-                    flb_log!(self.log, Level::Error, "HTTP {status} from the endpoint, chunk kept for retry: {}", body_excerpt(&response));
+                    flb_log!(
+                        self.log,
+                        Level::Error,
+                        "HTTP {status} from the endpoint, chunk kept for retry: {}",
+                        body_excerpt(&response)
+                    );
                     return FlushResult::Retry;
                 }
                 Verdict::Transient => {
-                    flb_log!(self.log, Level::Warn, "HTTP {status} from the endpoint, chunk kept for retry: {}", body_excerpt(&response));
+                    flb_log!(
+                        self.log,
+                        Level::Warn,
+                        "HTTP {status} from the endpoint, chunk kept for retry: {}",
+                        body_excerpt(&response)
+                    );
                     return FlushResult::Retry;
                 }
                 Verdict::Rejected => {
@@ -368,15 +477,27 @@ impl Output {
                 auth.clock_offset_ms.store(offset_ms, Ordering::Relaxed);
                 flb_log!(self.log, Level::Warn, "the endpoint reports clock skew; signing with a clock offset of {offset_ms} ms and re-sending once");
             }
-            None => flb_log!(self.log, Level::Warn, "the endpoint reports clock skew but sent no usable Date header; re-sending once"),
+            None => flb_log!(
+                self.log,
+                Level::Warn,
+                "the endpoint reports clock skew but sent no usable Date header; re-sending once"
+            ),
         }
     }
 
-    async fn send_once(&self, payload: &Bytes, digest_hex: &str, tag: &str) -> Result<(u16, Option<String>, Bytes), SendError> {
+    async fn send_once(
+        &self,
+        payload: &Bytes,
+        digest_hex: &str,
+        tag: &str,
+    ) -> Result<(u16, Option<String>, Bytes), SendError> {
         let format = self.config.body.format;
         let content_type = format.content_type();
         let encoding = self.config.compress.content_encoding();
-        let mut req = self.client.post(self.config.endpoint.clone()).header("content-type", content_type);
+        let mut req = self
+            .client
+            .post(self.config.endpoint.clone())
+            .header("content-type", content_type);
         if let Some(enc) = encoding {
             req = req.header("content-encoding", enc);
         }
@@ -387,22 +508,46 @@ impl Output {
             req = req.header(name.as_str(), tag);
         }
         if let Some(auth) = &self.auth {
-            let creds = auth.credentials.get().await.map_err(SendError::Credentials)?;
-            let mut to_sign: Vec<(&str, &str)> = vec![("host", &self.host_header), ("content-type", content_type)];
+            let creds = auth
+                .credentials
+                .get()
+                .await
+                .map_err(SendError::Credentials)?;
+            let mut to_sign: Vec<(&str, &str)> =
+                vec![("host", &self.host_header), ("content-type", content_type)];
             if let Some(enc) = encoding {
                 to_sign.push(("content-encoding", enc));
             }
-            let signed = signing::sign_request("POST", self.config.endpoint.as_str(), &to_sign, digest_hex, &creds, &auth.scope, auth.now())
-                .map_err(|e| SendError::Signing(e.to_string()))?;
+            let signed = signing::sign_request(
+                "POST",
+                self.config.endpoint.as_str(),
+                &to_sign,
+                digest_hex,
+                &creds,
+                &auth.scope,
+                auth.now(),
+            )
+            .map_err(|e| SendError::Signing(e.to_string()))?;
             req = req.header("host", &self.host_header);
             for (name, value) in signed {
                 req = req.header(name, value);
             }
         }
-        let resp = req.body(payload.clone()).send().await.map_err(|e| SendError::Transport(error_chain(&e)))?;
+        let resp = req
+            .body(payload.clone())
+            .send()
+            .await
+            .map_err(|e| SendError::Transport(error_chain(&e)))?;
         let status = resp.status().as_u16();
-        let date = resp.headers().get("date").and_then(|v| v.to_str().ok()).map(str::to_string);
-        let body = resp.bytes().await.map_err(|e| SendError::Transport(error_chain(&e)))?;
+        let date = resp
+            .headers()
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| SendError::Transport(error_chain(&e)))?;
         Ok((status, date, body))
     }
 
@@ -435,7 +580,11 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// Region: `aws_region`, `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`, the
 /// endpoint host, then IMDS (only where the chain may use IMDS). Service: `aws_service`, then the
 /// endpoint host.
-async fn resolve_scope(config: &Config, env: &Env, proxy: &ProxyResolver) -> Result<SigningScope, InitError> {
+async fn resolve_scope(
+    config: &Config,
+    env: &Env,
+    proxy: &ProxyResolver,
+) -> Result<SigningScope, InitError> {
     let host = config.endpoint.host_str().unwrap_or("");
     let (host_region, host_service) = signing::infer_from_host(host);
     let Some(service) = config.aws.service.clone().or(host_service) else {

@@ -25,12 +25,17 @@ pub enum RuntimeError {
 /// Threads the runtime uses: enough to encode two chunks at once on the 2-core machines the
 /// plugin typically shares with Fluent Bit, never more than 4.
 fn worker_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 4)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(2, 4)
 }
 
 /// The runtime's handle, starting it if needed.
 pub fn handle() -> Result<Handle, RuntimeError> {
-    let mut slot = RUNTIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut slot = RUNTIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(rt) = slot.as_ref() {
         return Ok(rt.handle().clone());
     }
@@ -48,7 +53,10 @@ pub fn handle() -> Result<Handle, RuntimeError> {
 
 /// Stops the runtime and joins its threads (bounded), leaving a clean state for a new load.
 pub fn shutdown() {
-    let rt = RUNTIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    let rt = RUNTIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take();
     if let Some(rt) = rt {
         rt.shutdown_timeout(Duration::from_secs(5));
     }
@@ -94,7 +102,10 @@ mod tests {
         assert_eq!(v, 42);
         let err = run_and_wait::<()>(Box::new(|| Box::pin(async { panic!("boom") })))
             .expect_err("panic is reported");
-        assert!(matches!(err, RuntimeError::Panicked(ref m) if m == "boom"), "{err:?}");
+        assert!(
+            matches!(err, RuntimeError::Panicked(ref m) if m == "boom"),
+            "{err:?}"
+        );
         shutdown();
         // A new load in the same process gets a fresh runtime.
         let v = run_and_wait(Box::new(|| Box::pin(async { 7 }))).expect("runs after restart");

@@ -1,7 +1,9 @@
 //! SigV4 on top of aws-sigv4 (DESIGN §6), plus region/service inference from AWS host names.
 
 use aws_credential_types::Credentials;
-use aws_sigv4::http_request::{sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::http_request::{
+    sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings,
+};
 use aws_sigv4::sign::v4;
 use std::time::SystemTime;
 
@@ -53,14 +55,23 @@ pub fn sign_request(
         SignableBody::Precomputed(payload_sha256_hex.to_string()),
     )
     .map_err(|e| SigningError::Sign(e.to_string()))?;
-    let (instructions, _signature) = sign(signable, &params).map_err(|e| SigningError::Sign(e.to_string()))?.into_parts();
-    Ok(instructions.headers().map(|(name, value)| (name.to_string(), value.to_string())).collect())
+    let (instructions, _signature) = sign(signable, &params)
+        .map_err(|e| SigningError::Sign(e.to_string()))?
+        .into_parts();
+    Ok(instructions
+        .headers()
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect())
 }
 
 /// `host[:port]` as signed: the endpoint's host, with the port only when not the scheme default.
 pub fn host_header(url: &reqwest::Url) -> Option<String> {
     let host = url.host_str()?;
-    let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() };
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
     Some(match url.port() {
         Some(port) => format!("{host}:{port}"),
         None => host,
@@ -74,7 +85,9 @@ fn is_region(label: &str) -> bool {
         && parts[0].len() == 2
         && parts[0].bytes().all(|b| b.is_ascii_lowercase())
         && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
-        && parts[1..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[1..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
 }
 
 /// Region and service inferred from an AWS host name, e.g.
@@ -88,9 +101,17 @@ pub fn infer_from_host(host: &str) -> (Option<String>, Option<String>) {
         .iter()
         .position(|l| *l == "amazonaws")
         .or_else(|| labels.windows(2).position(|w| w == ["on", "aws"]))
-        .or_else(|| labels.iter().position(|l| *l == "api" && host.ends_with(".api.aws")));
-    let Some(suffix_at) = suffix_at else { return (None, None) };
-    let Some(region_at) = labels[..suffix_at].iter().rposition(|l| is_region(l)) else { return (None, None) };
+        .or_else(|| {
+            labels
+                .iter()
+                .position(|l| *l == "api" && host.ends_with(".api.aws"))
+        });
+    let Some(suffix_at) = suffix_at else {
+        return (None, None);
+    };
+    let Some(region_at) = labels[..suffix_at].iter().rposition(|l| is_region(l)) else {
+        return (None, None);
+    };
     let region = labels[region_at].to_string();
     let service = if region_at + 1 < suffix_at {
         Some(labels[region_at + 1])
@@ -99,7 +120,15 @@ pub fn infer_from_host(host: &str) -> (Option<String>, Option<String>) {
     } else {
         None
     };
-    let service = service.map(|s| s.trim_end_matches("-fips").to_string()).map(|s| if s == "lambda-url" { "lambda".to_string() } else { s });
+    let service = service
+        .map(|s| s.trim_end_matches("-fips").to_string())
+        .map(|s| {
+            if s == "lambda-url" {
+                "lambda".to_string()
+            } else {
+                s
+            }
+        });
     (Some(region), service)
 }
 
@@ -110,16 +139,56 @@ mod tests {
     #[test]
     fn infers_common_aws_hosts() {
         let cases = [
-            ("search-logs-abc.us-east-1.es.amazonaws.com", Some("us-east-1"), Some("es")),
-            ("vpc-x-y.eu-west-3.es.amazonaws.com", Some("eu-west-3"), Some("es")),
-            ("abc123.us-west-2.aoss.amazonaws.com", Some("us-west-2"), Some("aoss")),
-            ("a1b2.execute-api.ap-southeast-2.amazonaws.com", Some("ap-southeast-2"), Some("execute-api")),
-            ("logs.us-gov-west-1.amazonaws.com", Some("us-gov-west-1"), Some("logs")),
-            ("firehose.cn-north-1.amazonaws.com.cn", Some("cn-north-1"), Some("firehose")),
-            ("logs-fips.us-east-2.amazonaws.com", Some("us-east-2"), Some("logs")),
-            ("pipe-x.us-east-1.osis.amazonaws.com", Some("us-east-1"), Some("osis")),
-            ("abc.lambda-url.eu-central-1.on.aws", Some("eu-central-1"), Some("lambda")),
-            ("LOGS.US-EAST-1.AMAZONAWS.COM.", Some("us-east-1"), Some("logs")),
+            (
+                "search-logs-abc.us-east-1.es.amazonaws.com",
+                Some("us-east-1"),
+                Some("es"),
+            ),
+            (
+                "vpc-x-y.eu-west-3.es.amazonaws.com",
+                Some("eu-west-3"),
+                Some("es"),
+            ),
+            (
+                "abc123.us-west-2.aoss.amazonaws.com",
+                Some("us-west-2"),
+                Some("aoss"),
+            ),
+            (
+                "a1b2.execute-api.ap-southeast-2.amazonaws.com",
+                Some("ap-southeast-2"),
+                Some("execute-api"),
+            ),
+            (
+                "logs.us-gov-west-1.amazonaws.com",
+                Some("us-gov-west-1"),
+                Some("logs"),
+            ),
+            (
+                "firehose.cn-north-1.amazonaws.com.cn",
+                Some("cn-north-1"),
+                Some("firehose"),
+            ),
+            (
+                "logs-fips.us-east-2.amazonaws.com",
+                Some("us-east-2"),
+                Some("logs"),
+            ),
+            (
+                "pipe-x.us-east-1.osis.amazonaws.com",
+                Some("us-east-1"),
+                Some("osis"),
+            ),
+            (
+                "abc.lambda-url.eu-central-1.on.aws",
+                Some("eu-central-1"),
+                Some("lambda"),
+            ),
+            (
+                "LOGS.US-EAST-1.AMAZONAWS.COM.",
+                Some("us-east-1"),
+                Some("logs"),
+            ),
         ];
         for (host, region, service) in cases {
             let (r, s) = infer_from_host(host);
@@ -142,23 +211,43 @@ mod tests {
 
     #[test]
     fn signs_token_and_content_sha() {
-        let creds = Credentials::new("AKIDEXAMPLE", "secret", Some("TOKEN123".into()), None, "test");
-        let scope = SigningScope { region: "us-east-1".into(), service: "es".into() };
+        let creds = Credentials::new(
+            "AKIDEXAMPLE",
+            "secret",
+            Some("TOKEN123".into()),
+            None,
+            "test",
+        );
+        let scope = SigningScope {
+            region: "us-east-1".into(),
+            service: "es".into(),
+        };
         let headers = sign_request(
             "POST",
             "https://search-x.us-east-1.es.amazonaws.com/_bulk",
-            &[("host", "search-x.us-east-1.es.amazonaws.com"), ("content-type", "application/json")],
+            &[
+                ("host", "search-x.us-east-1.es.amazonaws.com"),
+                ("content-type", "application/json"),
+            ],
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
             &creds,
             &scope,
             SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
         )
         .expect("signs");
-        let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        };
         assert_eq!(get("x-amz-security-token").as_deref(), Some("TOKEN123"));
         assert_eq!(get("x-amz-date").as_deref(), Some("20231114T221320Z"));
         let auth = get("authorization").expect("authorization");
-        assert!(auth.contains("Credential=AKIDEXAMPLE/20231114/us-east-1/es/aws4_request"), "{auth}");
+        assert!(
+            auth.contains("Credential=AKIDEXAMPLE/20231114/us-east-1/es/aws4_request"),
+            "{auth}"
+        );
         assert!(auth.contains("SignedHeaders=content-type;host;x-amz-content-sha256;x-amz-date;x-amz-security-token"), "{auth}");
     }
 }

@@ -25,7 +25,8 @@ pub struct FlbPluginProxyContext {
     pub proxy: *mut c_void,
 }
 
-pub type GetPropertyFn = unsafe extern "C" fn(key: *const c_char, ins: *mut c_void) -> *const c_char;
+pub type GetPropertyFn =
+    unsafe extern "C" fn(key: *const c_char, ins: *mut c_void) -> *const c_char;
 pub type LogPrintFn =
     unsafe extern "C" fn(level: c_int, file: *const c_char, line: c_int, fmt: *const c_char, ...);
 pub type LogCheckFn = unsafe extern "C" fn(ins: *mut c_void, level: c_int) -> c_int;

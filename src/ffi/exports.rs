@@ -72,14 +72,20 @@ pub unsafe extern "C" fn FLBPluginRegister(def: *mut FlbPluginProxyDef) -> c_int
 unsafe fn read_properties(api: *const FlbApi, o_ins: *mut c_void) -> HashMap<&'static str, String> {
     let mut out = HashMap::new();
     // SAFETY: the caller passes Fluent Bit's api table.
-    let Some(get) = (unsafe { (*api).output_get_property }) else { return out };
+    let Some(get) = (unsafe { (*api).output_get_property }) else {
+        return out;
+    };
     for prop in PROPERTIES {
-        let Ok(key) = CString::new(prop.name) else { continue };
+        let Ok(key) = CString::new(prop.name) else {
+            continue;
+        };
         // SAFETY: key is NUL-terminated; Fluent Bit returns NULL or a string it owns.
         let value = unsafe { get(key.as_ptr(), o_ins) };
         if !value.is_null() {
             // SAFETY: non-null NUL-terminated string owned by Fluent Bit, copied at once.
-            let value = unsafe { CStr::from_ptr(value) }.to_string_lossy().into_owned();
+            let value = unsafe { CStr::from_ptr(value) }
+                .to_string_lossy()
+                .into_owned();
             out.insert(prop.name, value);
         }
     }
@@ -124,12 +130,17 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut FlbgoOutputPlugin) -> c_int 
 }
 
 /// Parses the configuration and builds the instance on the runtime; errors come back rendered.
-fn start_instance(props: HashMap<&'static str, String>, log: Arc<FlbLog>) -> Result<Arc<Output>, String> {
+fn start_instance(
+    props: HashMap<&'static str, String>,
+    log: Arc<FlbLog>,
+) -> Result<Arc<Output>, String> {
     let config = Config::from_lookup(|key| props.get(key).cloned()).map_err(|e| e.to_string())?;
     let shared: SharedLog = log;
-    runtime::run_and_wait(Box::new(move || Box::pin(Output::start(config, shared, Env::from_process()))))
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+    runtime::run_and_wait(Box::new(move || {
+        Box::pin(Output::start(config, shared, Env::from_process()))
+    }))
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
 }
 
 #[no_mangle]
@@ -138,16 +149,33 @@ pub extern "C" fn FLBPluginOutputPreRun(_enable_hot_reload: c_int) -> c_int {
 }
 
 /// Flushes on the runtime and waits; uses only a few hundred bytes of the caller's stack.
-fn flush_on_runtime(output: Arc<Output>, data: *const c_void, size: usize, tag: *const c_char) -> c_int {
+fn flush_on_runtime(
+    output: Arc<Output>,
+    data: *const c_void,
+    size: usize,
+    tag: *const c_char,
+) -> c_int {
     if data.is_null() && size > 0 {
         return FLB_ERROR;
     }
     // SAFETY: Fluent Bit keeps `data` (size bytes) and `tag` (NUL-terminated) valid until we
     // return; both are copied here so nothing outlives the call.
-    let chunk: Vec<u8> = if size == 0 { Vec::new() } else { unsafe { std::slice::from_raw_parts(data as *const u8, size) }.to_vec() };
-    let tag = if tag.is_null() { String::new() } else { unsafe { CStr::from_ptr(tag) }.to_string_lossy().into_owned() };
+    let chunk: Vec<u8> = if size == 0 {
+        Vec::new()
+    } else {
+        unsafe { std::slice::from_raw_parts(data as *const u8, size) }.to_vec()
+    };
+    let tag = if tag.is_null() {
+        String::new()
+    } else {
+        unsafe { CStr::from_ptr(tag) }
+            .to_string_lossy()
+            .into_owned()
+    };
     let log = output.log();
-    match runtime::run_and_wait(Box::new(move || Box::pin(async move { output.flush(&chunk, &tag).await }))) {
+    match runtime::run_and_wait(Box::new(move || {
+        Box::pin(async move { output.flush(&chunk, &tag).await })
+    })) {
         Ok(result) => to_code(result),
         Err(e) => {
             flb_log!(log, Level::Error, "flush failed, chunk kept for retry: {e}");
@@ -160,7 +188,12 @@ fn flush_on_runtime(output: Arc<Output>, data: *const c_void, size: usize, tag: 
 /// `remote_ctx` must be the pointer our init stored; `data`/`size` a chunk and `tag` a C string,
 /// all valid for the call.
 #[no_mangle]
-pub unsafe extern "C" fn FLBPluginFlushCtx(remote_ctx: *mut c_void, data: *const c_void, size: usize, tag: *mut c_char) -> c_int {
+pub unsafe extern "C" fn FLBPluginFlushCtx(
+    remote_ctx: *mut c_void,
+    data: *const c_void,
+    size: usize,
+    tag: *mut c_char,
+) -> c_int {
     guard(FLB_RETRY, || {
         if remote_ctx.is_null() {
             return FLB_ERROR;
@@ -177,9 +210,16 @@ pub unsafe extern "C" fn FLBPluginFlushCtx(remote_ctx: *mut c_void, data: *const
 /// # Safety
 /// As for [`FLBPluginFlushCtx`].
 #[no_mangle]
-pub unsafe extern "C" fn FLBPluginFlush(data: *const c_void, size: usize, tag: *mut c_char) -> c_int {
+pub unsafe extern "C" fn FLBPluginFlush(
+    data: *const c_void,
+    size: usize,
+    tag: *mut c_char,
+) -> c_int {
     guard(FLB_RETRY, || {
-        let output = LAST_INSTANCE.lock().ok().and_then(|l| l.as_ref().and_then(Weak::upgrade));
+        let output = LAST_INSTANCE
+            .lock()
+            .ok()
+            .and_then(|l| l.as_ref().and_then(Weak::upgrade));
         match output {
             Some(output) => flush_on_runtime(output, data, size, tag),
             None => FLB_ERROR,
@@ -202,7 +242,9 @@ pub unsafe extern "C" fn FLBPluginExitCtx(remote_ctx: *mut c_void) -> c_int {
         let instance = unsafe { Box::from_raw(remote_ctx as *mut Instance) };
         let output = instance.output.clone();
         // Stop background work before the log goes away with the instance.
-        let _ = runtime::run_and_wait(Box::new(move || Box::pin(async move { output.shutdown().await })));
+        let _ = runtime::run_and_wait(Box::new(move || {
+            Box::pin(async move { output.shutdown().await })
+        }));
         instance.log.close();
         FLB_OK
     })

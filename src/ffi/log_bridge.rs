@@ -28,7 +28,9 @@ impl FlbLog {
     /// `api` must point to Fluent Bit's api table and `o_ins` to this instance, both valid until
     /// [`FlbLog::close`] is called.
     pub unsafe fn new(api: *const FlbApi, o_ins: *mut c_void) -> Self {
-        FlbLog { target: RwLock::new(Some(Target { api, o_ins })) }
+        FlbLog {
+            target: RwLock::new(Some(Target { api, o_ins })),
+        }
     }
 
     pub fn close(&self) {
@@ -40,8 +42,12 @@ impl FlbLog {
 
 impl Log for FlbLog {
     fn enabled(&self, level: Level) -> bool {
-        let Ok(guard) = self.target.read() else { return false };
-        let Some(t) = guard.as_ref() else { return false };
+        let Ok(guard) = self.target.read() else {
+            return false;
+        };
+        let Some(t) = guard.as_ref() else {
+            return false;
+        };
         // SAFETY: see `new`; the read lock keeps `close` from racing this call.
         unsafe {
             match (*t.api).output_log_check {
@@ -52,14 +58,22 @@ impl Log for FlbLog {
     }
 
     fn write(&self, level: Level, message: &str) {
-        let Ok(guard) = self.target.read() else { return };
+        let Ok(guard) = self.target.read() else {
+            return;
+        };
         let Some(t) = guard.as_ref() else { return };
         let text = format!("[output:sigv4_http] {message}").replace('\0', "\\0");
         let Ok(text) = CString::new(text) else { return };
         // SAFETY: see `new`; "%s" with one NUL-terminated string matches log_print's contract.
         unsafe {
             if let Some(print) = (*t.api).log_print {
-                print(level as c_int, c"flb_sigv4".as_ptr(), 0, c"%s".as_ptr(), text.as_ptr());
+                print(
+                    level as c_int,
+                    c"flb_sigv4".as_ptr(),
+                    0,
+                    c"%s".as_ptr(),
+                    text.as_ptr(),
+                );
             }
         }
     }

@@ -7,9 +7,18 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot read {property} '{path}': {source}")]
-    ReadFile { property: &'static str, path: String, #[source] source: std::io::Error },
+    ReadFile {
+        property: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{property} '{path}' holds no usable PEM data: {message}")]
-    BadPem { property: &'static str, path: String, message: String },
+    BadPem {
+        property: &'static str,
+        path: String,
+        message: String,
+    },
     #[error("cannot build the HTTP client: {0}")]
     Build(String),
 }
@@ -26,16 +35,32 @@ pub struct ClientOptions {
 impl ClientOptions {
     /// For AWS service calls (STS, SSO): default TLS, the given timeouts.
     pub fn aws_default(timeout: Duration, connect_timeout: Duration) -> Self {
-        ClientOptions { tls: TlsConfig { verify: true, ca_file: None, crt_file: None, key_file: None }, timeout, connect_timeout }
+        ClientOptions {
+            tls: TlsConfig {
+                verify: true,
+                ca_file: None,
+                crt_file: None,
+                key_file: None,
+            },
+            timeout,
+            connect_timeout,
+        }
     }
 }
 
 fn read(property: &'static str, path: &std::path::Path) -> Result<Vec<u8>, ClientError> {
-    std::fs::read(path).map_err(|source| ClientError::ReadFile { property, path: path.display().to_string(), source })
+    std::fs::read(path).map_err(|source| ClientError::ReadFile {
+        property,
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// A client whose every request goes through `resolver` (metadata and loopback always direct).
-pub fn build_client(opts: &ClientOptions, resolver: ProxyResolver) -> Result<reqwest::Client, ClientError> {
+pub fn build_client(
+    opts: &ClientOptions,
+    resolver: ProxyResolver,
+) -> Result<reqwest::Client, ClientError> {
     let mut builder = reqwest::Client::builder()
         .no_proxy()
         .proxy(reqwest::Proxy::custom(move |url| resolver.proxy_for(url)))
@@ -47,11 +72,12 @@ pub fn build_client(opts: &ClientOptions, resolver: ProxyResolver) -> Result<req
         .user_agent(concat!("flb-sigv4/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = &opts.tls.ca_file {
         let pem = read("tls_ca_file", path)?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ClientError::BadPem {
-            property: "tls_ca_file",
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ClientError::BadPem {
+                property: "tls_ca_file",
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
         builder = builder.tls_certs_merge(certs);
     }
     if let (Some(crt), Some(key)) = (&opts.tls.crt_file, &opts.tls.key_file) {
@@ -68,5 +94,7 @@ pub fn build_client(opts: &ClientOptions, resolver: ProxyResolver) -> Result<req
     if !opts.tls.verify {
         builder = builder.tls_danger_accept_invalid_certs(true);
     }
-    builder.build().map_err(|e| ClientError::Build(e.to_string()))
+    builder
+        .build()
+        .map_err(|e| ClientError::Build(e.to_string()))
 }

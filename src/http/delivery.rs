@@ -19,8 +19,20 @@ pub enum Verdict {
     Rejected,
 }
 
-const TOKEN_ERRORS: &[&str] = &["ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException", "security token included in the request is expired", "security token included in the request is invalid"];
-const SKEW_ERRORS: &[&str] = &["RequestTimeTooSkewed", "SignatureExpired", "Signature expired", "RequestExpired"];
+const TOKEN_ERRORS: &[&str] = &[
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidClientTokenId",
+    "UnrecognizedClientException",
+    "security token included in the request is expired",
+    "security token included in the request is invalid",
+];
+const SKEW_ERRORS: &[&str] = &[
+    "RequestTimeTooSkewed",
+    "SignatureExpired",
+    "Signature expired",
+    "RequestExpired",
+];
 
 /// Classifies a response by status and (the start of) its body.
 pub fn classify(status: u16, body: &[u8]) -> Verdict {
@@ -32,7 +44,8 @@ pub fn classify(status: u16, body: &[u8]) -> Verdict {
             if TOKEN_ERRORS.iter().any(|e| text.contains(e)) {
                 Verdict::TokenRejected
             } else if SKEW_ERRORS.iter().any(|e| text.contains(e))
-                || (text.contains("InvalidSignatureException") && (text.contains("time") || text.contains("date") || text.contains("Date")))
+                || (text.contains("InvalidSignatureException")
+                    && (text.contains("time") || text.contains("date") || text.contains("Date")))
             {
                 Verdict::ClockSkew
             } else {
@@ -50,7 +63,10 @@ pub fn classify(status: u16, body: &[u8]) -> Verdict {
 /// The first 512 bytes of a response body, printable, for logs.
 pub fn body_excerpt(body: &[u8]) -> String {
     let cut = &body[..body.len().min(512)];
-    String::from_utf8_lossy(cut).chars().map(|c| if c.is_control() && c != '\n' { ' ' } else { c }).collect()
+    String::from_utf8_lossy(cut)
+        .chars()
+        .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+        .collect()
 }
 
 #[cfg(test)]
@@ -67,13 +83,28 @@ mod tests {
         }
         assert_eq!(classify(400, b"bad"), Verdict::Rejected);
         assert_eq!(classify(404, b""), Verdict::Rejected);
-        assert_eq!(classify(403, b"{\"__type\":\"ExpiredTokenException\"}"), Verdict::TokenRejected);
-        assert_eq!(classify(403, b"<Code>ExpiredToken</Code>"), Verdict::TokenRejected);
-        assert_eq!(classify(401, b"UnrecognizedClientException"), Verdict::TokenRejected);
-        assert_eq!(classify(403, b"InvalidClientTokenId"), Verdict::TokenRejected);
+        assert_eq!(
+            classify(403, b"{\"__type\":\"ExpiredTokenException\"}"),
+            Verdict::TokenRejected
+        );
+        assert_eq!(
+            classify(403, b"<Code>ExpiredToken</Code>"),
+            Verdict::TokenRejected
+        );
+        assert_eq!(
+            classify(401, b"UnrecognizedClientException"),
+            Verdict::TokenRejected
+        );
+        assert_eq!(
+            classify(403, b"InvalidClientTokenId"),
+            Verdict::TokenRejected
+        );
         assert_eq!(classify(403, b"RequestTimeTooSkewed"), Verdict::ClockSkew);
         assert_eq!(classify(403, b"InvalidSignatureException: Signature expired: 20200101T000000Z is now earlier than"), Verdict::ClockSkew);
-        assert_eq!(classify(403, b"{\"message\":\"User is not authorized\"}"), Verdict::AuthFailed);
+        assert_eq!(
+            classify(403, b"{\"message\":\"User is not authorized\"}"),
+            Verdict::AuthFailed
+        );
     }
 
     #[test]
