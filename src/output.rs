@@ -5,7 +5,7 @@ use crate::aws::credentials::{self, ChainContext, CredentialSource, CredentialsE
 use crate::aws::signing::{self, SigningScope};
 use crate::config::Config;
 use crate::env::Env;
-use crate::event::{self, EncodedRecords, Format};
+use crate::event::{self, Compression, EncodedRecords, Format};
 use crate::flb_log;
 use crate::http::client::{build_client, ClientError, ClientOptions};
 use crate::http::delivery::{body_excerpt, classify, Verdict};
@@ -319,12 +319,17 @@ impl Output {
     /// correction allowed.
     async fn send_range(&self, part: &Part<'_>, range: Range<usize>) -> FlushResult {
         let body = self.body(part, range.clone());
-        let payload = match self.config.compress.compress(&body) {
-            Ok(p) => Bytes::from(p),
-            Err(e) => {
-                flb_log!(self.log, Level::Error, "{e}; chunk kept for retry");
-                return FlushResult::Retry;
-            }
+        let body_len = body.len();
+        // Uncompressed, the payload is the body itself: no copy of up to max_request_bytes.
+        let payload = match self.config.compress {
+            Compression::None => body,
+            codec => match codec.compress(&body) {
+                Ok(p) => Bytes::from(p),
+                Err(e) => {
+                    flb_log!(self.log, Level::Error, "{e}; chunk kept for retry");
+                    return FlushResult::Retry;
+                }
+            },
         };
         let digest: [u8; 32] = Sha256::digest(&payload).into();
         let track = part.multi || range.len() < part.records.len();
@@ -418,7 +423,7 @@ impl Output {
                         self.log,
                         Level::Error,
                         "HTTP 413: the endpoint refuses a single record of {} bytes ({} bytes as sent) with tag '{}'; that record is dropped",
-                        body.len(),
+                        body_len,
                         payload.len(),
                         part.tag
                     );

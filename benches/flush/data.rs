@@ -65,13 +65,71 @@ impl Variant {
 }
 
 const WORDS: &[&str] = &[
-    "request", "completed", "user", "session", "GET", "POST", "/api/v1/orders", "/healthz",
-    "status=200", "status=503", "latency_ms=12", "latency_ms=340", "cache", "miss", "hit", "retry",
-    "upstream", "connection", "reset", "by", "peer", "timeout", "after", "3", "attempts", "db",
-    "query", "SELECT", "FROM", "orders", "WHERE", "id", "=", "processed", "batch", "of", "records",
-    "in", "worker", "pool", "queue", "depth", "memory", "usage", "gc", "pause", "tls", "handshake",
-    "failed", "certificate", "verify", "ok", "token", "refreshed", "for", "tenant", "shard",
-    "partition", "offset", "committed", "consumer", "group", "rebalance", "started", "finished",
+    "request",
+    "completed",
+    "user",
+    "session",
+    "GET",
+    "POST",
+    "/api/v1/orders",
+    "/healthz",
+    "status=200",
+    "status=503",
+    "latency_ms=12",
+    "latency_ms=340",
+    "cache",
+    "miss",
+    "hit",
+    "retry",
+    "upstream",
+    "connection",
+    "reset",
+    "by",
+    "peer",
+    "timeout",
+    "after",
+    "3",
+    "attempts",
+    "db",
+    "query",
+    "SELECT",
+    "FROM",
+    "orders",
+    "WHERE",
+    "id",
+    "=",
+    "processed",
+    "batch",
+    "of",
+    "records",
+    "in",
+    "worker",
+    "pool",
+    "queue",
+    "depth",
+    "memory",
+    "usage",
+    "gc",
+    "pause",
+    "tls",
+    "handshake",
+    "failed",
+    "certificate",
+    "verify",
+    "ok",
+    "token",
+    "refreshed",
+    "for",
+    "tenant",
+    "shard",
+    "partition",
+    "offset",
+    "committed",
+    "consumer",
+    "group",
+    "rebalance",
+    "started",
+    "finished",
 ];
 
 const NON_ASCII: &[&str] = &[
@@ -172,7 +230,7 @@ fn pods(rng: &mut Rng, n: usize) -> Vec<Pod> {
 
 fn push_words(rng: &mut Rng, s: &mut String, until: usize) {
     while s.len() < until {
-        s.push_str(rng.pick(WORDS));
+        s.push_str(rng.pick::<&str>(WORDS));
         s.push(' ');
     }
 }
@@ -202,7 +260,8 @@ fn log_line(rng: &mut Rng, len: usize, ts: u32) -> String {
         s.push_str("Exception in thread \"worker-");
         s.push_str(&rng.range(1, 16).to_string());
         s.push_str("\" java.lang.IllegalStateException: ");
-        push_words(rng, &mut s, s.len() + 40);
+        let until = s.len() + 40;
+        push_words(rng, &mut s, until);
         while s.len() + 60 < len {
             s.push_str(&format!(
                 "\n\tat com.example.{}.Handler.handle(Handler.java:{})",
@@ -229,9 +288,10 @@ fn log_line(rng: &mut Rng, len: usize, ts: u32) -> String {
     }
     if rng.pct(12) {
         s.push(' ');
-        s.push_str(rng.pick(NON_ASCII));
+        s.push_str(rng.pick::<&str>(NON_ASCII));
         s.push(' ');
-        push_words(rng, &mut s, s.len() + 10);
+        let until = s.len() + 10;
+        push_words(rng, &mut s, until);
     }
     if rng.pct(3) {
         s.push_str(" \u{1b}[0m"); // a control character: \u001b

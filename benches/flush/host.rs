@@ -28,10 +28,7 @@ unsafe extern "C" fn get_property(key: *const c_char, ins: *mut c_void) -> *cons
     // SAFETY: `ins` is the `Props` of a live instance (see `Host::init`); key is a C string.
     let (props, key) = unsafe { (&*(ins as *const Props), CStr::from_ptr(key)) };
     let key = key.to_string_lossy().to_ascii_lowercase();
-    props
-        .0
-        .get(&key)
-        .map_or(std::ptr::null(), |v| v.as_ptr())
+    props.0.get(&key).map_or(std::ptr::null(), |v| v.as_ptr())
 }
 
 /// Called as `log_print(level, file, line, "%s", message)`: the plugin always passes exactly one
@@ -139,7 +136,10 @@ impl Host {
         self.plugin.context = &mut *ctx;
         // SAFETY: the plugin struct, api table, props and context outlive the instance.
         let rc = unsafe { FLBPluginInit(&mut *self.plugin) };
-        assert_eq!(rc, FLB_OK, "FLBPluginInit failed (see the plugin's log above)");
+        assert_eq!(
+            rc, FLB_OK,
+            "FLBPluginInit failed (see the plugin's log above)"
+        );
         assert!(!ctx.remote_context.is_null());
         Instance {
             remote: ctx.remote_context,
@@ -191,23 +191,26 @@ pub struct Receiver {
     pub stats: Arc<ReceiverStats>,
 }
 
-/// Starts `threads` accept loops on one loopback listener; they live until the process exits.
-pub fn start_receiver(threads: usize) -> Receiver {
+/// Starts the receiver: one accept loop that gives each connection its own thread (each plugin
+/// instance keeps a keep-alive connection open, so a fixed pool could starve). Threads live
+/// until their connection closes; the accept loop until the process exits.
+pub fn start_receiver() -> Receiver {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let addr = listener.local_addr().expect("addr");
     let stats = Arc::new(ReceiverStats::default());
-    for i in 0..threads {
-        let listener = listener.try_clone().expect("clone listener");
-        let stats = stats.clone();
-        std::thread::Builder::new()
-            .name(format!("receiver-{i}"))
-            .spawn(move || {
-                while let Ok((stream, _)) = listener.accept() {
-                    let _ = serve(stream, &stats);
-                }
-            })
-            .expect("spawn receiver");
-    }
+    let shared = stats.clone();
+    std::thread::Builder::new()
+        .name("receiver".into())
+        .spawn(move || {
+            for (i, stream) in listener.incoming().enumerate() {
+                let Ok(stream) = stream else { continue };
+                let stats = shared.clone();
+                let _ = std::thread::Builder::new()
+                    .name(format!("receiver-{i}"))
+                    .spawn(move || serve(stream, &stats));
+            }
+        })
+        .expect("spawn receiver");
     Receiver { addr, stats }
 }
 
@@ -251,7 +254,8 @@ fn serve(mut s: TcpStream, stats: &ReceiverStats) -> std::io::Result<()> {
         let len: u64 = header(head, "content-length")
             .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
             .unwrap_or(0);
-        let signed = header(head, "authorization").is_some_and(|v| v.starts_with(b"AWS4-HMAC-SHA256 "))
+        let signed = header(head, "authorization")
+            .is_some_and(|v| v.starts_with(b"AWS4-HMAC-SHA256 "))
             && header(head, "x-amz-content-sha256").is_some();
         // Body bytes already in the buffer, then the rest straight from the socket.
         let in_buf = ((have - head_end) as u64).min(len) as usize;
@@ -267,12 +271,13 @@ fn serve(mut s: TcpStream, stats: &ReceiverStats) -> std::io::Result<()> {
             }
             remaining -= n as u64;
         }
-        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")?;
-        stats.requests.fetch_add(1, Ordering::Relaxed);
-        stats.body_bytes.fetch_add(len, Ordering::Relaxed);
+        // Counted before answering, so the client sees the counts once it has the answer.
+        stats.body_bytes.fetch_add(len, Ordering::SeqCst);
         if signed {
-            stats.signed.fetch_add(1, Ordering::Relaxed);
+            stats.signed.fetch_add(1, Ordering::SeqCst);
         }
+        stats.requests.fetch_add(1, Ordering::SeqCst);
+        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")?;
         let now = crate::measure::thread_cpu_ns();
         stats.cpu_ns.fetch_add(now - cpu_mark, Ordering::Relaxed);
         cpu_mark = now;

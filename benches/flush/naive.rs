@@ -22,10 +22,7 @@ fn to_json(v: Mp) -> Js {
             .unwrap_or(Js::Null),
         Mp::F32(f) => Js::from(f64::from(f)),
         Mp::F64(f) => Js::from(f),
-        Mp::String(s) => Js::String(match s.into_str() {
-            Some(s) => s,
-            None => String::new(),
-        }),
+        Mp::String(s) => Js::String(s.into_str().unwrap_or_default()),
         Mp::Binary(b) => Js::String(String::from_utf8_lossy(&b).into_owned()),
         Mp::Array(a) => Js::Array(a.into_iter().map(to_json).collect()),
         Mp::Map(m) => Js::Object(m.into_iter().map(|(k, v)| (key(k), to_json(v))).collect()),
@@ -40,7 +37,10 @@ fn timestamp(v: &Mp) -> f64 {
             let nanos = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
             f64::from(secs) + f64::from(nanos) / 1e9
         }
-        other => other.as_f64().or_else(|| other.as_i64().map(|i| i as f64)).unwrap_or(0.0),
+        other => other
+            .as_f64()
+            .or_else(|| other.as_i64().map(|i| i as f64))
+            .unwrap_or(0.0),
     }
 }
 

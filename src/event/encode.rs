@@ -154,6 +154,7 @@ struct Encoder<'o> {
     opts: &'o BodyOptions,
     /// `"key":` for JSON, or the msgpack str of the key; empty when there is no date key.
     date_key: Vec<u8>,
+    dates: DateCache,
     work: Work,
 }
 
@@ -179,6 +180,10 @@ impl<'o> Encoder<'o> {
         Encoder {
             opts,
             date_key,
+            dates: DateCache {
+                secs: None,
+                text: Vec::with_capacity(32),
+            },
             work: Work {
                 scratch: Vec::new(),
                 frames: [ROOT; MAX_DEPTH],
@@ -211,12 +216,7 @@ impl<'o> Encoder<'o> {
                 }
                 if has_date {
                     out.extend_from_slice(&self.date_key);
-                    mp_date(
-                        out,
-                        &mut self.work.scratch,
-                        h.timestamp,
-                        self.opts.date_format,
-                    );
+                    self.dates.mp_date(out, h.timestamp, self.opts.date_format);
                 }
                 copy_msgpack(r, out, &mut self.work.counts, items)?;
             }
@@ -224,7 +224,8 @@ impl<'o> Encoder<'o> {
                 out.push(b'{');
                 if has_date {
                     out.extend_from_slice(&self.date_key);
-                    json_date(out, h.timestamp, self.opts.date_format);
+                    self.dates
+                        .json_date(out, h.timestamp, self.opts.date_format);
                 }
                 let root = Frame {
                     remaining: items,
@@ -321,7 +322,8 @@ const ROOT: Frame = Frame {
 };
 
 /// Transcodes the values of `root` (already opened by the caller, whose level counts as 1) and
-/// closes it. Iterative: an explicit stack of at most [`MAX_DEPTH`] frames.
+/// closes it. Iterative: the open container is kept in `cur`, its ancestors in a fixed stack of
+/// at most [`MAX_DEPTH`] frames.
 fn json_values(
     r: &mut Reader<'_>,
     out: &mut Vec<u8>,
@@ -333,56 +335,75 @@ fn json_values(
         frames: stack,
         ..
     } = work;
-    stack[0] = root;
-    let mut sp = 1usize;
+    let mut cur = root;
+    // number of ancestors of `cur` in `stack`; `cur` is at level `depth + 1`
+    let mut depth = 0usize;
+    // Whether `cur` or an ancestor is a container key being stringified. Keys nested inside it
+    // are then written as they are, not stringified again: the outermost key escapes its whole
+    // text once, so the output stays linear in the input (escaping at every level of a key
+    // inside a key inside a key… doubles the backslashes each time).
+    let mut in_stringified_key = false;
     loop {
         // Close finished containers.
-        while stack[sp - 1].remaining == 0 {
-            let f = stack[sp - 1];
-            match f.kind {
+        while cur.remaining == 0 {
+            match cur.kind {
                 Kind::Array => out.push(b']'),
                 Kind::Map => out.push(b'}'),
                 Kind::Root => {}
             }
-            if f.key_start != NOT_KEY {
-                stringify_tail(out, f.key_start, scratch);
+            if cur.key_start != NOT_KEY {
+                stringify_tail(out, cur.key_start, scratch);
+                in_stringified_key = false;
             }
-            sp -= 1;
-            if sp == 0 {
+            if depth == 0 {
                 return Ok(());
             }
+            depth -= 1;
+            cur = stack[depth];
         }
-        let f = &mut stack[sp - 1];
-        let in_key = f.kind == Kind::Map && f.remaining % 2 == 0;
-        match f.kind {
+        let in_key = cur.kind == Kind::Map && cur.remaining % 2 == 0;
+        match cur.kind {
             Kind::Map if !in_key => out.push(b':'),
-            Kind::Map | Kind::Array if !f.first => out.push(b','),
+            Kind::Root => {}
+            _ if !cur.first => out.push(b','),
             _ => {}
         }
-        f.first = false;
-        f.remaining -= 1;
+        cur.first = false;
+        cur.remaining -= 1;
+        // Strings (most tokens) take a fast path that builds no `Token`.
+        if let Some((from, end)) = r.str_range() {
+            write_json_str_at(out, r.buf(), from, end);
+            continue;
+        }
         let tok = r.next()?;
         match tok {
-            Token::Str(s) => write_json_str(out, s),
+            // the payload ends where the reader is
+            Token::Str(s) => write_json_str_at(out, r.buf(), r.pos() - s.len(), r.pos()),
             Token::Array(n) | Token::Map(n) => {
                 let (kind, items, open) = if let Token::Map(_) = tok {
                     (Kind::Map, 2 * u64::from(n), b'{')
                 } else {
                     (Kind::Array, u64::from(n), b'[')
                 };
-                if sp >= MAX_DEPTH {
+                if depth + 1 >= MAX_DEPTH {
                     r.skip_values(items)?;
                     out.extend_from_slice(if in_key { b"\"null\"" } else { b"null" });
                 } else {
-                    let key_start = if in_key { out.len() } else { NOT_KEY };
+                    let key_start = if in_key && !in_stringified_key {
+                        in_stringified_key = true;
+                        out.len()
+                    } else {
+                        NOT_KEY
+                    };
                     out.push(open);
-                    stack[sp] = Frame {
+                    stack[depth] = cur;
+                    depth += 1;
+                    cur = Frame {
                         remaining: items,
                         kind,
                         first: true,
                         key_start,
                     };
-                    sp += 1;
                 }
             }
             Token::Bin(b) | Token::Ext(_, b) => write_base64_str(out, b),
@@ -445,9 +466,11 @@ static ESCAPE: [u8; 256] = {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// Whether any of the 8 bytes is a control character, `"` or `\` (exact, no false negatives).
+/// A mask whose lowest set bit (bit 7 of byte `k`) marks the first byte of the 8 that is a
+/// control character, `"` or `\`; 0 when there is none. (Bits above the lowest may be
+/// spurious: borrows only propagate upwards from a real hit.)
 #[inline(always)]
-fn word_needs_escape(w: u64) -> bool {
+fn escape_mask(w: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let lt = w.wrapping_sub(ONES * 0x20) & !w;
@@ -455,7 +478,7 @@ fn word_needs_escape(w: u64) -> bool {
     let q = q.wrapping_sub(ONES) & !q;
     let b = w ^ (ONES * b'\\' as u64);
     let b = b.wrapping_sub(ONES) & !b;
-    (lt | q | b) & HIGH != 0
+    (lt | q | b) & HIGH
 }
 
 #[inline(always)]
@@ -474,56 +497,108 @@ fn push_escape(out: &mut Vec<u8>, b: u8, e: u8) {
     }
 }
 
-/// Appends `s` (valid UTF-8) JSON-escaped, without quotes. Safe runs are copied in bulk.
-fn escape_into(out: &mut Vec<u8>, s: &[u8]) {
-    let mut start = 0;
-    let mut i = 0;
-    while i < s.len() {
-        if let Some(w) = s[i..].first_chunk::<8>() {
-            if !word_needs_escape(u64::from_le_bytes(*w)) {
-                i += 8;
-                continue;
-            }
-            for (j, &b) in w.iter().enumerate() {
-                let e = ESCAPE[usize::from(b)];
-                if e != 0 {
-                    out.extend_from_slice(&s[start..i + j]);
-                    push_escape(out, b, e);
-                    start = i + j + 1;
-                }
-            }
-            i += 8;
-        } else {
-            let b = s[i];
-            let e = ESCAPE[usize::from(b)];
-            if e != 0 {
-                out.extend_from_slice(&s[start..i]);
-                push_escape(out, b, e);
-                start = i + 1;
-            }
-            i += 1;
+/// Escapes the flagged bytes of a word (the 8 bytes of `buf` from `at`; `m` is its
+/// [`escape_mask`], limited to bytes from `*start` on). Every real hit is flagged; spurious flags
+/// are filtered by the table.
+#[inline(always)]
+fn escape_word(out: &mut Vec<u8>, buf: &[u8], at: usize, start: &mut usize, mut m: u64) {
+    while m != 0 {
+        let j = at + (m.trailing_zeros() / 8) as usize;
+        m &= m - 1;
+        let Some(&b) = buf.get(j) else { break };
+        let e = ESCAPE[usize::from(b)];
+        if e != 0 {
+            out.extend_from_slice(&buf[*start..j]);
+            push_escape(out, b, e);
+            *start = j + 1;
         }
     }
-    out.extend_from_slice(&s[start..]);
+}
+
+/// Appends `buf[from..end]` JSON-escaped, without quotes, copying safe runs in bulk and checking
+/// 8 bytes at a time — the last (or only, for short strings) word is the 8 bytes ending at `end`,
+/// which may start before `from` in `buf`; those bytes are ignored. Returns whether the string
+/// has any non-ASCII byte (the caller then checks that it is valid UTF-8).
+#[inline(always)]
+fn escape_range(out: &mut Vec<u8>, buf: &[u8], from: usize, end: usize) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut start = from;
+    let mut high = 0u64;
+    let words = buf[from..end].chunks_exact(8);
+    let i = end - words.remainder().len();
+    for (k, w) in words.enumerate() {
+        let Ok(w) = <[u8; 8]>::try_from(w) else {
+            break;
+        };
+        let word = u64::from_le_bytes(w);
+        high |= word;
+        let m = escape_mask(word);
+        if m != 0 {
+            escape_word(out, buf, from + 8 * k, &mut start, m);
+        }
+    }
+    let rest = end - i; // 0..=7
+    if rest > 0 {
+        if let Some(w) = buf[..end].last_chunk::<8>() {
+            // flags spill upwards only, so those of the bytes before `i` can be masked off
+            let word = u64::from_le_bytes(*w);
+            let keep = !0u64 << (8 * (8 - rest));
+            high |= word & keep;
+            let m = escape_mask(word) & keep;
+            if m != 0 {
+                escape_word(out, buf, end - 8, &mut start, m);
+            }
+        } else {
+            for j in i..end {
+                let b = buf[j];
+                high |= u64::from(b);
+                let e = ESCAPE[usize::from(b)];
+                if e != 0 {
+                    out.extend_from_slice(&buf[start..j]);
+                    push_escape(out, b, e);
+                    start = j + 1;
+                }
+            }
+        }
+    }
+    out.extend_from_slice(&buf[start..end]);
+    high & HIGH != 0
 }
 
 const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
 
 /// Appends `s` as a quoted JSON string; invalid UTF-8 sequences become U+FFFD.
 fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
-    out.reserve(s.len() + 2);
+    write_json_str_at(out, s, 0, s.len());
+}
+
+/// Appends `buf[from..end]` as a quoted JSON string; invalid UTF-8 sequences become U+FFFD.
+/// (The string's surroundings in `buf` let short strings be checked as one word.) Pure ASCII
+/// needs no UTF-8 validation. Not inlined: in its own frame the word loop keeps its state in
+/// registers.
+#[inline(always)]
+fn write_json_str_at(out: &mut Vec<u8>, buf: &[u8], from: usize, end: usize) {
+    out.reserve(end - from + 2);
     out.push(b'"');
-    if std::str::from_utf8(s).is_ok() {
-        escape_into(out, s);
-    } else {
-        for chunk in s.utf8_chunks() {
-            escape_into(out, chunk.valid().as_bytes());
-            if !chunk.invalid().is_empty() {
-                out.extend_from_slice(REPLACEMENT);
-            }
-        }
+    let body = out.len();
+    if escape_range(out, buf, from, end) && std::str::from_utf8(&buf[from..end]).is_err() {
+        out.truncate(body);
+        write_lossy_escaped(out, &buf[from..end]);
     }
     out.push(b'"');
+}
+
+/// Appends `s` JSON-escaped with each maximal invalid UTF-8 sequence replaced by U+FFFD.
+#[cold]
+#[inline(never)]
+fn write_lossy_escaped(out: &mut Vec<u8>, s: &[u8]) {
+    for chunk in s.utf8_chunks() {
+        let valid = chunk.valid().as_bytes();
+        escape_range(out, valid, 0, valid.len());
+        if !chunk.invalid().is_empty() {
+            out.extend_from_slice(REPLACEMENT);
+        }
+    }
 }
 
 /// Appends `s` raw; invalid UTF-8 sequences become U+FFFD.
@@ -555,23 +630,81 @@ fn write_base64_str(out: &mut Vec<u8>, b: &[u8]) {
 // ---------------------------------------------------------------------------------------------
 // Dates
 
-/// Appends the timestamp as a JSON value in `fmt`.
-fn json_date(out: &mut Vec<u8>, ts: Timestamp, fmt: DateFormat) {
-    match fmt {
-        DateFormat::Double => write_decimal_secs(out, ts),
-        DateFormat::Epoch => out.extend_from_slice(itoa::Buffer::new().format(ts.secs).as_bytes()),
-        DateFormat::EpochMs => {
-            out.extend_from_slice(itoa::Buffer::new().format(ts.epoch_millis()).as_bytes())
+/// The text of a date that depends on the seconds only (consecutive records mostly share
+/// them), kept from one record to the next.
+struct DateCache {
+    secs: Option<(i64, DateFormat)>,
+    text: Vec<u8>,
+}
+
+impl DateCache {
+    /// `epoch`: the seconds; `double`: the seconds and `.` (not for negative times with a
+    /// fraction); `iso8601`/`java_sql_timestamp`: `YYYY-MM-DD?HH:MM:SS.`.
+    fn secs_text(&mut self, secs: i64, fmt: DateFormat) -> &[u8] {
+        if self.secs != Some((secs, fmt)) {
+            self.secs = Some((secs, fmt));
+            self.text.clear();
+            match fmt {
+                DateFormat::Double | DateFormat::Epoch | DateFormat::EpochMs => {
+                    self.text
+                        .extend_from_slice(itoa::Buffer::new().format(secs).as_bytes());
+                    if fmt == DateFormat::Double {
+                        self.text.push(b'.');
+                    }
+                }
+                DateFormat::Iso8601 => write_civil_secs(&mut self.text, secs, b'T'),
+                DateFormat::JavaSqlTimestamp => write_civil_secs(&mut self.text, secs, b' '),
+            }
         }
-        DateFormat::Iso8601 => {
-            out.push(b'"');
-            write_civil(out, ts, b'T');
-            out.extend_from_slice(b"Z\"");
+        &self.text
+    }
+
+    /// Appends the timestamp as a JSON value in `fmt`.
+    fn json_date(&mut self, out: &mut Vec<u8>, ts: Timestamp, fmt: DateFormat) {
+        match fmt {
+            DateFormat::Double if ts.secs < 0 && ts.nanos > 0 => write_decimal_secs(out, ts),
+            DateFormat::Double => {
+                out.extend_from_slice(self.secs_text(ts.secs, fmt));
+                push_nanos(out, ts.nanos);
+            }
+            DateFormat::Epoch => out.extend_from_slice(self.secs_text(ts.secs, fmt)),
+            DateFormat::EpochMs => {
+                out.extend_from_slice(itoa::Buffer::new().format(ts.epoch_millis()).as_bytes())
+            }
+            DateFormat::Iso8601 => {
+                out.push(b'"');
+                out.extend_from_slice(self.secs_text(ts.secs, fmt));
+                push_nanos(out, ts.nanos);
+                out.extend_from_slice(b"Z\"");
+            }
+            DateFormat::JavaSqlTimestamp => {
+                out.push(b'"');
+                out.extend_from_slice(self.secs_text(ts.secs, fmt));
+                push_nanos(out, ts.nanos);
+                out.push(b'"');
+            }
         }
-        DateFormat::JavaSqlTimestamp => {
-            out.push(b'"');
-            write_civil(out, ts, b' ');
-            out.push(b'"');
+    }
+
+    /// Appends the timestamp as a msgpack value in `fmt`.
+    fn mp_date(&mut self, out: &mut Vec<u8>, ts: Timestamp, fmt: DateFormat) {
+        match fmt {
+            DateFormat::Double => {
+                out.push(0xcb);
+                out.extend_from_slice(&ts.as_f64().to_be_bytes());
+            }
+            DateFormat::Epoch => mp_int(out, ts.secs),
+            DateFormat::EpochMs => mp_int(out, ts.epoch_millis()),
+            DateFormat::Iso8601 | DateFormat::JavaSqlTimestamp => {
+                let z = usize::from(fmt == DateFormat::Iso8601);
+                let text = self.secs_text(ts.secs, fmt);
+                mp_str_header(out, text.len() + 9 + z);
+                out.extend_from_slice(text);
+                push_nanos(out, ts.nanos);
+                if z == 1 {
+                    out.push(b'Z');
+                }
+            }
         }
     }
 }
@@ -589,7 +722,19 @@ fn write_decimal_secs(out: &mut Vec<u8>, ts: Timestamp) {
     }
     out.extend_from_slice(itoa::Buffer::new().format(whole).as_bytes());
     out.push(b'.');
-    push_digits(out, u64::from(frac), 9);
+    push_nanos(out, frac);
+}
+
+/// Appends `n` (< 10⁹) as exactly nine digits.
+#[inline]
+fn push_nanos(out: &mut Vec<u8>, n: u32) {
+    let mut d = [b'0'; 9];
+    let mut n = n % 1_000_000_000;
+    for b in d.iter_mut().rev() {
+        *b = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.extend_from_slice(&d);
 }
 
 /// Appends `v` zero-padded to at least `width` digits.
@@ -617,10 +762,10 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// `YYYY-MM-DD<sep>HH:MM:SS.nnnnnnnnn` (UTC).
-fn write_civil(out: &mut Vec<u8>, ts: Timestamp, sep: u8) {
-    let days = ts.secs.div_euclid(86_400);
-    let sod = ts.secs.rem_euclid(86_400) as u64;
+/// `YYYY-MM-DD<sep>HH:MM:SS.` (UTC; the fraction is the caller's).
+fn write_civil_secs(out: &mut Vec<u8>, secs: i64, sep: u8) {
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u64;
     let (y, m, d) = civil_from_days(days);
     if y < 0 {
         out.push(b'-');
@@ -639,7 +784,6 @@ fn write_civil(out: &mut Vec<u8>, ts: Timestamp, sep: u8) {
     out.push(b':');
     push_digits(out, sod % 60, 2);
     out.push(b'.');
-    push_digits(out, u64::from(ts.nanos), 9);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -710,29 +854,6 @@ fn mp_int(out: &mut Vec<u8>, v: i64) {
     }
 }
 
-/// Appends the timestamp as a msgpack value in `fmt`.
-fn mp_date(out: &mut Vec<u8>, scratch: &mut Vec<u8>, ts: Timestamp, fmt: DateFormat) {
-    match fmt {
-        DateFormat::Double => {
-            out.push(0xcb);
-            out.extend_from_slice(&ts.as_f64().to_be_bytes());
-        }
-        DateFormat::Epoch => mp_int(out, ts.secs),
-        DateFormat::EpochMs => mp_int(out, ts.epoch_millis()),
-        DateFormat::Iso8601 | DateFormat::JavaSqlTimestamp => {
-            scratch.clear();
-            if fmt == DateFormat::Iso8601 {
-                write_civil(scratch, ts, b'T');
-                scratch.push(b'Z');
-            } else {
-                write_civil(scratch, ts, b' ');
-            }
-            mp_str_header(out, scratch.len());
-            out.extend_from_slice(scratch);
-        }
-    }
-}
-
 /// Copies `values` msgpack values from `r` to `out`, byte for byte, except that containers
 /// deeper than [`MAX_DEPTH`] (the enclosing record is level 1) become `nil`. Iterative.
 fn copy_msgpack(
@@ -768,6 +889,40 @@ fn copy_msgpack(
         } else {
             stack[sp] = items;
             sp += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_mask_finds_the_first_special_byte() {
+        let specials = [0u8, 0x1f, b'"', b'\\', b'\n'];
+        let others = [
+            b' ', b'a', 0x7f, 0x80, 0xa2, 0xdc, 0xff, b'!', b'#', b'[', b']',
+        ];
+        let mut x = 0x1234_5678_9abc_def0u64;
+        for _ in 0..200_000 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let mut bytes = [0u8; 8];
+            for (k, b) in bytes.iter_mut().enumerate() {
+                let r = (x >> (k * 7 + 3)) as usize;
+                *b = if r % 9 == 0 {
+                    specials[r / 9 % specials.len()]
+                } else if r % 9 == 1 {
+                    (r >> 4) as u8
+                } else {
+                    others[r / 9 % others.len()]
+                };
+            }
+            let want = bytes.iter().position(|&b| ESCAPE[usize::from(b)] != 0);
+            let m = escape_mask(u64::from_le_bytes(bytes));
+            let got = (m != 0).then(|| (m.trailing_zeros() / 8) as usize);
+            assert_eq!(got, want, "{bytes:?}");
         }
     }
 }
