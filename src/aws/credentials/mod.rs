@@ -40,6 +40,8 @@ mod cache;
 mod container;
 mod ec2;
 mod environment;
+#[doc(hidden)]
+pub mod fuzzing;
 mod http_adapter;
 mod imds;
 mod process;

@@ -76,7 +76,7 @@ pub(crate) struct SharedFiles {
     credentials_only: ProfileSet,
 }
 
-fn parse(config: &str, credentials: &str) -> Result<ProfileSet, String> {
+pub(crate) fn parse(config: &str, credentials: &str) -> Result<ProfileSet, String> {
     let files = ProfileFiles::builder()
         .with_contents(ProfileFileKind::Config, config)
         .with_contents(ProfileFileKind::Credentials, credentials)

@@ -1,0 +1,46 @@
+//! Entry points for the fuzz targets in `fuzz/` and `tests/fuzz_regressions.rs`: the parsers of
+//! untrusted text, with no I/O. Not a stable API.
+
+use super::Credentials;
+
+/// Parses the two shared files' text as the loader does (each alone, then merged) and
+/// resolves every profile they define (plus `default`) as the chain would: per profile, the
+/// plan's description or the error.
+#[allow(clippy::type_complexity)]
+pub fn profile_files(
+    config: &str,
+    credentials: &str,
+) -> Result<Vec<(String, Result<String, String>)>, String> {
+    super::profile::parse(config, "")?;
+    super::profile::parse("", credentials)?;
+    let set = super::profile::parse(config, credentials)?;
+    let mut names: Vec<String> = set.profiles().map(str::to_string).collect();
+    names.push("default".to_string());
+    Ok(names
+        .into_iter()
+        .map(|name| {
+            let plan = super::profile::resolve(&set, &name).map(|p| p.describe());
+            (name, plan)
+        })
+        .collect())
+}
+
+/// `credential_process` stdout.
+pub fn credential_process_output(stdout: &[u8]) -> Result<Credentials, String> {
+    super::process::parse_output(stdout)
+}
+
+/// An STS `<action>Response` document.
+pub fn sts_credentials(body: &[u8], action: &str) -> Result<Credentials, String> {
+    super::sts::parse_credentials(body, action)
+}
+
+/// An STS error document: `(Code, Message)`.
+pub fn sts_error(text: &str) -> Option<(String, String)> {
+    super::sts::parse_error(text)
+}
+
+/// The container / IMDS credentials JSON.
+pub fn metadata_credentials(body: &[u8]) -> Result<Credentials, String> {
+    super::container::parse_credentials(body, "container")
+}
