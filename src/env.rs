@@ -4,9 +4,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Env {
     vars: Arc<HashMap<String, String>>,
+}
+
+/// Names only: the values include secret keys, session tokens and proxy passwords (DESIGN §8).
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.vars.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("Env").field("names", &names).finish()
+    }
 }
 
 impl Env {
@@ -41,5 +50,24 @@ impl Env {
     /// A lookup closure for APIs that take one.
     pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
         move |k| self.get(k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Env;
+
+    #[test]
+    fn debug_shows_names_not_values() {
+        let env = Env::from_pairs([("AWS_SECRET_ACCESS_KEY", "s3cr3t-value"), ("HOME", "/root")]);
+        let shown = format!("{env:?}");
+        assert!(
+            shown.contains("AWS_SECRET_ACCESS_KEY") && shown.contains("HOME"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("s3cr3t-value") && !shown.contains("/root"),
+            "{shown}"
+        );
     }
 }

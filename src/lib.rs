@@ -4,6 +4,7 @@
 //! All unsafe code lives in [`ffi`]; everything else is safe Rust testable without Fluent Bit.
 
 pub mod aws;
+pub mod chunk_bodies;
 pub mod config;
 pub mod env;
 pub mod event;

@@ -3,21 +3,22 @@
 
 use crate::aws::credentials::{self, ChainContext, CredentialSource, CredentialsError};
 use crate::aws::signing::{self, SigningScope};
+use crate::chunk_bodies::{self, ChunkBodies};
 use crate::config::Config;
 use crate::env::Env;
-use crate::event::{self, Compression, EncodedRecords, Format};
+use crate::event::Compression;
 use crate::flb_log;
+use crate::http::body::Payload;
 use crate::http::client::{build_client, ClientError, ClientOptions};
 use crate::http::delivery::{body_excerpt, classify, Verdict};
 use crate::http::proxy::{redact_url, ProxyError, ProxyResolver};
 use crate::log::{Level, SharedLog};
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::ops::Range;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 /// What a flush tells Fluent Bit.
@@ -67,29 +68,52 @@ impl Auth {
     }
 }
 
-/// Digests of parts of recent multi-part chunks that were delivered, so a retried chunk does
-/// not send them again. Bounded: the oldest entries go first.
-struct DeliveredParts {
-    order: VecDeque<(u64, [u8; 32])>,
-    set: HashSet<(u64, [u8; 32])>,
+/// One delivered part of a chunk: its record range and the digest of its payload.
+type PartKey = (usize, usize, [u8; 32]);
+
+/// Parts already delivered of chunks whose last flush returned `FLB_RETRY`, so that the retry
+/// sends only what is missing. Keyed by a hash of tag and chunk bytes. A flush *takes* its
+/// chunk's entry and puts it back only when it returns `FLB_RETRY` again: another chunk with
+/// the same bytes (or the same chunk flushed concurrently) never skips anything on the strength
+/// of it, and a finished chunk leaves nothing behind. Bounded: the oldest entries go first.
+#[derive(Default)]
+struct PendingRetries {
+    order: VecDeque<u64>,
+    parts: HashMap<u64, HashSet<PartKey>>,
 }
 
-const DELIVERED_PARTS_KEPT: usize = 4096;
+const PENDING_RETRIES_KEPT: usize = 1024;
 
-impl DeliveredParts {
-    fn contains(&self, key: &(u64, [u8; 32])) -> bool {
-        self.set.contains(key)
+impl PendingRetries {
+    fn take(&mut self, chunk: u64) -> HashSet<PartKey> {
+        match self.parts.remove(&chunk) {
+            Some(parts) => {
+                self.order.retain(|&c| c != chunk);
+                parts
+            }
+            None => HashSet::new(),
+        }
     }
-    fn insert(&mut self, key: (u64, [u8; 32])) {
-        if self.set.insert(key) {
-            self.order.push_back(key);
-            if self.order.len() > DELIVERED_PARTS_KEPT {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
-                }
+
+    fn put(&mut self, chunk: u64, parts: HashSet<PartKey>) {
+        if self.parts.insert(chunk, parts).is_none() {
+            self.order.push_back(chunk);
+        }
+        while self.order.len() > PENDING_RETRIES_KEPT {
+            if let Some(old) = self.order.pop_front() {
+                self.parts.remove(&old);
             }
         }
     }
+}
+
+/// What one flush knows about which parts of its chunk are delivered.
+#[derive(Default)]
+struct ChunkProgress {
+    /// Hash of tag and chunk, computed only once a part needs tracking (multi-part chunks).
+    key: Option<u64>,
+    /// Parts delivered by this chunk's earlier attempts and by this flush.
+    delivered: HashSet<PartKey>,
 }
 
 pub struct Output {
@@ -98,18 +122,17 @@ pub struct Output {
     client: reqwest::Client,
     auth: Option<Auth>,
     host_header: String,
-    delivered: Mutex<DeliveredParts>,
+    pending: Mutex<PendingRetries>,
     /// Strings that must never reach a log line (proxy passwords), replaced by `***`.
     secrets: Vec<String>,
 }
 
 /// One part of a chunk being sent.
 struct Part<'a> {
-    records: &'a EncodedRecords,
-    buf: &'a Bytes,
+    bodies: &'a ChunkBodies,
     tag: &'a str,
     chunk: &'a [u8],
-    chunk_key: &'a OnceLock<u64>,
+    progress: &'a Mutex<ChunkProgress>,
     multi: bool,
 }
 
@@ -210,10 +233,7 @@ impl Output {
             client,
             auth,
             host_header,
-            delivered: Mutex::new(DeliveredParts {
-                order: VecDeque::new(),
-                set: HashSet::new(),
-            }),
+            pending: Mutex::new(PendingRetries::default()),
             secrets,
         }))
     }
@@ -231,8 +251,15 @@ impl Output {
 
     /// Ships one chunk.
     pub async fn flush(&self, chunk: &[u8], tag: &str) -> FlushResult {
-        let mut records = match event::encode_chunk(chunk, &self.config.body) {
-            Ok(records) => records,
+        let bodies = match ChunkBodies::encode(
+            chunk,
+            &self.config.body,
+            self.config.max_request_bytes,
+            self.config.compress,
+        )
+        .await
+        {
+            Ok(bodies) => bodies,
             Err(e) => {
                 flb_log!(
                     self.log,
@@ -243,27 +270,19 @@ impl Output {
                 return FlushResult::Error;
             }
         };
-        if records.is_empty() {
+        if bodies.is_empty() {
             return FlushResult::Ok;
         }
-        // Formats without framing send slices of one shared buffer (no copy); `json` builds
-        // its array from the records, so it keeps them.
-        let buf = match self.config.body.format {
-            Format::Json => Bytes::new(),
-            _ => Bytes::from(std::mem::take(&mut records.buf)),
-        };
-        let batches = self.batches(&records);
-        let chunk_key = OnceLock::new();
+        let progress = Mutex::new(ChunkProgress::default());
         let part = Part {
-            records: &records,
-            buf: &buf,
+            bodies: &bodies,
             tag,
             chunk,
-            chunk_key: &chunk_key,
-            multi: batches.len() > 1,
+            progress: &progress,
+            multi: bodies.batches.len() > 1,
         };
         let mut result = FlushResult::Ok;
-        for range in batches {
+        for range in bodies.batches.iter().cloned() {
             let r = self.send_range(&part, range).await;
             result = result.combine(r);
             if r == FlushResult::Retry {
@@ -271,80 +290,71 @@ impl Output {
                 break;
             }
         }
+        if result == FlushResult::Retry {
+            let progress = progress.into_inner().unwrap_or_else(|p| p.into_inner());
+            if let (Some(key), false) = (progress.key, progress.delivered.is_empty()) {
+                self.lock_pending().put(key, progress.delivered);
+            }
+        }
         result
     }
 
-    /// Splits the records into request-sized ranges on record boundaries.
-    fn batches(&self, records: &EncodedRecords) -> Vec<Range<usize>> {
-        let format = self.config.body.format;
-        let limit = self.config.max_request_bytes;
-        let mut out = Vec::new();
-        let mut start = 0;
-        for i in 0..records.len() {
-            if i > start && records.body_len(start..i + 1, format) > limit {
-                out.push(start..i);
-                start = i;
-            }
-        }
-        out.push(start..records.len());
-        out
+    fn lock_pending(&self) -> std::sync::MutexGuard<'_, PendingRetries> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn body(&self, part: &Part<'_>, range: Range<usize>) -> Bytes {
-        match self.config.body.format {
-            Format::Json => {
-                Bytes::from(event::assemble_body(part.records, range, Format::Json).into_owned())
-            }
-            _ => {
-                let start = if range.start == 0 {
-                    0
-                } else {
-                    part.records.ends[range.start - 1]
-                };
-                part.buf.slice(start..part.records.ends[range.end - 1])
-            }
-        }
-    }
-
-    fn chunk_key(&self, part: &Part<'_>) -> u64 {
-        *part.chunk_key.get_or_init(|| {
+    /// Whether this part of the chunk was delivered before (by an earlier attempt of this
+    /// chunk or earlier in this flush). The first call of a flush loads what earlier attempts
+    /// delivered.
+    fn already_delivered(&self, part: &Part<'_>, key: &PartKey) -> bool {
+        let mut progress = part.progress.lock().unwrap_or_else(|p| p.into_inner());
+        if progress.key.is_none() {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             part.tag.hash(&mut h);
             part.chunk.hash(&mut h);
-            h.finish()
-        })
+            let chunk = h.finish();
+            progress.key = Some(chunk);
+            progress.delivered = self.lock_pending().take(chunk);
+        }
+        progress.delivered.contains(key)
+    }
+
+    fn mark_delivered(&self, part: &Part<'_>, key: Option<PartKey>) {
+        if let Some(key) = key {
+            let mut progress = part.progress.lock().unwrap_or_else(|p| p.into_inner());
+            progress.delivered.insert(key);
+        }
     }
 
     /// Sends records `range` (splitting on 413), with one credential refresh and one clock-skew
     /// correction allowed.
     async fn send_range(&self, part: &Part<'_>, range: Range<usize>) -> FlushResult {
-        let body = self.body(part, range.clone());
-        let body_len = body.len();
+        let body_len = part.bodies.body_len(range.clone());
+        let ready = part.bodies.ready_payload(&range);
         // Uncompressed, the payload is the body itself: no copy of up to max_request_bytes.
-        let payload = match self.config.compress {
-            Compression::None => body,
-            codec => match codec.compress(&body) {
-                Ok(p) => Bytes::from(p),
+        let (payload, digest) = match (ready, self.config.compress) {
+            (Some(ready), _) => ready,
+            (None, Compression::None) => {
+                let body = part.bodies.body(range.clone());
+                let digest = chunk_bodies::sha256(&body);
+                (body, digest)
+            }
+            (None, codec) => match codec.compress(&part.bodies.body(range.clone()).contiguous()) {
+                Ok(p) => {
+                    let p = Payload::from(p);
+                    let digest = chunk_bodies::sha256(&p);
+                    (p, digest)
+                }
                 Err(e) => {
                     flb_log!(self.log, Level::Error, "{e}; chunk kept for retry");
                     return FlushResult::Retry;
                 }
             },
         };
-        let digest: [u8; 32] = Sha256::digest(&payload).into();
-        let track = part.multi || range.len() < part.records.len();
-        let key = if track {
-            Some((self.chunk_key(part), digest))
-        } else {
-            None
-        };
+        let track = part.multi || range.len() < part.bodies.len();
+        let key = track.then_some((range.start, range.end, digest));
         if let Some(key) = &key {
-            if self
-                .delivered
-                .lock()
-                .map(|d| d.contains(key))
-                .unwrap_or(false)
-            {
+            if self.already_delivered(part, key) {
                 flb_log!(
                     self.log,
                     Level::Debug,
@@ -395,11 +405,7 @@ impl Output {
                         payload.len(),
                         part.tag
                     );
-                    if let Some(key) = key {
-                        if let Ok(mut d) = self.delivered.lock() {
-                            d.insert(key);
-                        }
-                    }
+                    self.mark_delivered(part, key);
                     return FlushResult::Ok;
                 }
                 Verdict::TooLarge if range.len() > 1 => {
@@ -427,11 +433,7 @@ impl Output {
                         payload.len(),
                         part.tag
                     );
-                    if let Some(key) = key {
-                        if let Ok(mut d) = self.delivered.lock() {
-                            d.insert(key);
-                        }
-                    }
+                    self.mark_delivered(part, key);
                     return FlushResult::Ok;
                 }
                 Verdict::TokenRejected if !refreshed && self.auth.is_some() => {
@@ -492,7 +494,7 @@ impl Output {
 
     async fn send_once(
         &self,
-        payload: &Bytes,
+        payload: &Payload,
         digest_hex: &str,
         tag: &str,
     ) -> Result<(u16, Option<String>, Bytes), SendError> {
@@ -539,7 +541,7 @@ impl Output {
             }
         }
         let resp = req
-            .body(payload.clone())
+            .body(payload.to_body())
             .send()
             .await
             .map_err(|e| SendError::Transport(error_chain(&e)))?;

@@ -65,19 +65,69 @@ pub fn shutdown() {
 /// Runs the future built by `make` on the runtime and blocks the calling thread until it is
 /// done. Built for Fluent Bit's small coroutine stacks: the caller only moves two pointers into
 /// a tiny task; `make` runs on a runtime thread, so the real future lives there.
+///
+/// Guarantee relied on by the zero-copy flush (`ffi::exports`): this returns only after the
+/// future has completed or been dropped, never while it may still run (see [`Completion`]).
 pub fn run_and_wait<T: Send + 'static>(
     make: Box<dyn FnOnce() -> BoxFuture<T> + Send>,
 ) -> Result<T, RuntimeError> {
     let handle = handle()?;
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    handle.spawn(async move {
-        let joined = tokio::spawn(async move { make().await }).await;
-        let _ = tx.send(joined);
+    handle.spawn(Completion {
+        state: Stage::Make(Some(make)),
+        tx: Some(tx),
     });
     match rx.recv() {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) if e.is_panic() => Err(RuntimeError::Panicked(panic_message(e.into_panic()))),
-        Ok(Err(_)) | Err(_) => Err(RuntimeError::Stopped),
+        Ok(Err(payload)) => Err(RuntimeError::Panicked(panic_message(payload))),
+        Err(_) => Err(RuntimeError::Stopped),
+    }
+}
+
+type Outcome<T> = Result<T, Box<dyn std::any::Any + Send>>;
+
+enum Stage<T> {
+    Make(Option<Box<dyn FnOnce() -> BoxFuture<T> + Send>>),
+    Run(BoxFuture<T>),
+    Done,
+}
+
+/// The task of [`run_and_wait`]: builds and polls the future inside a panic guard and sends its
+/// outcome. Fields drop in declaration order, so when the runtime drops the task unfinished
+/// (shutdown) the future is gone before the sender, whose drop is what wakes the waiting thread.
+struct Completion<T> {
+    state: Stage<T>,
+    tx: Option<std::sync::mpsc::SyncSender<Outcome<T>>>,
+}
+
+impl<T> Future for Completion<T> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        use std::panic::{catch_unwind, AssertUnwindSafe};
+        use std::task::Poll;
+        let this = &mut *self;
+        let polled = catch_unwind(AssertUnwindSafe(|| loop {
+            match &mut this.state {
+                Stage::Make(make) => match make.take() {
+                    Some(make) => this.state = Stage::Run(make()),
+                    None => return Poll::Pending,
+                },
+                Stage::Run(fut) => return fut.as_mut().poll(cx),
+                Stage::Done => return Poll::Pending,
+            }
+        }));
+        let outcome = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(value)) => Ok(value),
+            Err(payload) => Err(payload),
+        };
+        // Drop the future (and what it borrows) before telling the caller.
+        this.state = Stage::Done;
+        if let Some(tx) = this.tx.take() {
+            let _ = tx.send(outcome);
+        }
+        Poll::Ready(())
     }
 }
 

@@ -377,6 +377,20 @@ fn run_variant(
             assert_eq!(host.flush(&instance, &chunk, TAG), FLB_OK);
         }
         let faults = (measure::minor_faults() - faults0) as f64 / 4.0;
+        // For a profiler (`perf record`): FLUSH_BENCH_PROFILE=none|gzip|zstd only flushes
+        // chunks of the first variant with that codec for 10 s, then exits.
+        if std::env::var("FLUSH_BENCH_PROFILE").as_deref() == Ok(codec.name) {
+            let (started, mut flushes) = (Instant::now(), 0u64);
+            while started.elapsed() < Duration::from_secs(10) {
+                assert_eq!(host.flush(&instance, &chunk, TAG), FLB_OK);
+                flushes += 1;
+            }
+            println!(
+                "{flushes} flushes of {name} with compress {} in 10 s",
+                codec.name
+            );
+            std::process::exit(0);
+        }
         let mut peak = 0;
         let mut rss_peak = None;
         for _ in 0..3 {

@@ -37,22 +37,72 @@ impl Compression {
     /// Compresses a body: gzip at level 6 (zlib's default), zstd at level 3. `None` returns a
     /// copy (check [`is_none`](Self::is_none) first to avoid it).
     pub fn compress(self, data: &[u8]) -> Result<Vec<u8>, CompressError> {
-        match self {
-            Compression::None => Ok(data.to_vec()),
-            Compression::Gzip => {
-                use std::io::Write as _;
+        match self.compressor(Some(data.len()))? {
+            None => Ok(data.to_vec()),
+            Some(mut c) => {
+                c.write(data)?;
+                c.finish()
+            }
+        }
+    }
+
+    /// A compressor for a body that arrives in pieces (`None` for [`Compression::None`]).
+    /// `exact_len`: the body's length when known, which lets zstd size its window and record
+    /// the content size.
+    pub fn compressor(self, exact_len: Option<usize>) -> Result<Option<Compressor>, CompressError> {
+        let out = Vec::with_capacity(exact_len.unwrap_or(1 << 16) / 4 + 64);
+        Ok(match self {
+            Compression::None => None,
+            Compression::Gzip => Some(Compressor::Gzip(flate2::write::GzEncoder::new(
+                out,
+                flate2::Compression::new(6),
+            ))),
+            Compression::Zstd => {
                 let err = |source| CompressError {
-                    codec: "gzip",
+                    codec: "zstd",
                     source,
                 };
-                let mut enc = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(data.len() / 4 + 64),
-                    flate2::Compression::new(6),
-                );
-                enc.write_all(data).map_err(err)?;
-                enc.finish().map_err(err)
+                let mut enc = zstd::stream::write::Encoder::new(out, 3).map_err(err)?;
+                if let Some(len) = exact_len {
+                    enc.set_pledged_src_size(Some(len as u64)).map_err(err)?;
+                }
+                Some(Compressor::Zstd(enc))
             }
-            Compression::Zstd => zstd::bulk::compress(data, 3).map_err(|source| CompressError {
+        })
+    }
+}
+
+/// A body being compressed (see [`Compression::compressor`]).
+pub enum Compressor {
+    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+}
+
+impl Compressor {
+    fn error(&self, source: std::io::Error) -> CompressError {
+        let codec = match self {
+            Compressor::Gzip(_) => "gzip",
+            Compressor::Zstd(_) => "zstd",
+        };
+        CompressError { codec, source }
+    }
+
+    pub fn write(&mut self, data: &[u8]) -> Result<(), CompressError> {
+        use std::io::Write as _;
+        let r = match self {
+            Compressor::Gzip(e) => e.write_all(data),
+            Compressor::Zstd(e) => e.write_all(data),
+        };
+        r.map_err(|e| self.error(e))
+    }
+
+    pub fn finish(self) -> Result<Vec<u8>, CompressError> {
+        match self {
+            Compressor::Gzip(e) => e.finish().map_err(|source| CompressError {
+                codec: "gzip",
+                source,
+            }),
+            Compressor::Zstd(e) => e.finish().map_err(|source| CompressError {
                 codec: "zstd",
                 source,
             }),
@@ -98,6 +148,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn pieces_compress_like_the_whole() {
+        let data = sample();
+        for c in [Compression::Gzip, Compression::Zstd] {
+            let mut z = c.compressor(None).expect("starts").expect("a compressor");
+            for piece in data.chunks(7777) {
+                z.write(piece).expect("writes");
+            }
+            let z = z.finish().expect("finishes");
+            assert_eq!(decompress(c, &z).expect("decompress"), data, "{c:?}");
+        }
+        assert!(Compression::None.compressor(None).expect("ok").is_none());
     }
 
     #[test]

@@ -101,21 +101,53 @@ impl EncodedRecords {
 
 /// Decode a whole chunk and encode every record for `opts`.
 pub fn encode_chunk(data: &[u8], opts: &BodyOptions) -> Result<EncodedRecords, DecodeError> {
-    let mut enc = Encoder::new(opts);
     let mut out = EncodedRecords {
         buf: Vec::with_capacity((data.len() / 10).saturating_mul(13).saturating_add(64)),
         ends: Vec::with_capacity(data.len() / 128 + 1),
     };
-    let mut dec = EventDecoder::new(data);
-    while let Some(h) = dec.next_header()? {
-        let emitted = enc
-            .record(dec.reader(), &h, &mut out.buf)
-            .map_err(|e| e.into_decode_error(h.offset))?;
-        if emitted {
-            out.ends.push(out.buf.len());
+    ChunkEncoder::new(data, opts).encode_some(&mut out, usize::MAX)?;
+    Ok(out)
+}
+
+/// Encodes a chunk a piece at a time, so that finished pieces can be used (hashed, say) while
+/// the rest is encoded.
+pub struct ChunkEncoder<'d, 'o> {
+    enc: Encoder<'o>,
+    dec: EventDecoder<'d>,
+    done: bool,
+}
+
+impl<'d, 'o> ChunkEncoder<'d, 'o> {
+    pub fn new(data: &'d [u8], opts: &'o BodyOptions) -> ChunkEncoder<'d, 'o> {
+        ChunkEncoder {
+            enc: Encoder::new(opts),
+            dec: EventDecoder::new(data),
+            done: false,
         }
     }
-    Ok(out)
+
+    /// Appends the next records to `out` until it holds at least `target` bytes or the chunk
+    /// ends; `true` while records remain.
+    pub fn encode_some(
+        &mut self,
+        out: &mut EncodedRecords,
+        target: usize,
+    ) -> Result<bool, DecodeError> {
+        while !self.done && out.buf.len() < target {
+            let Some(h) = self.dec.next_header()? else {
+                self.done = true;
+                break;
+            };
+            let emitted = self
+                .enc
+                .record(self.dec.reader(), &h, &mut out.buf)
+                .map_err(|e| e.into_decode_error(h.offset))?;
+            if emitted {
+                out.ends.push(out.buf.len());
+            }
+        }
+        Ok(!self.done)
+    }
 }
 
 /// The body for records `range`: borrowed when no framing is needed (json_lines, json_stream,

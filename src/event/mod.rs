@@ -5,9 +5,9 @@ pub mod compress;
 pub mod decode;
 pub mod encode;
 
-pub use compress::{CompressError, Compression};
+pub use compress::{CompressError, Compression, Compressor};
 pub use decode::{events, DecodeError, Event, Events, Timestamp};
-pub use encode::{assemble_body, encode_chunk, EncodedRecords, MAX_DEPTH};
+pub use encode::{assemble_body, encode_chunk, ChunkEncoder, EncodedRecords, MAX_DEPTH};
 
 #[cfg(test)]
 mod tests;

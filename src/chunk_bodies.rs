@@ -1,0 +1,457 @@
+//! A chunk's encoded records as request bodies: split on record boundaries into batches of at
+//! most `max_request_bytes`, each body a list of zero-copy pieces.
+//!
+//! Big chunks are encoded a piece at a time, and each finished piece is compressed (when
+//! configured) and hashed (SHA-256, which SigV4 needs before a request can start) on a second
+//! thread while the next piece is encoded. Encoding and hashing are the two largest costs of an
+//! uncompressed flush, encoding and compression those of a compressed one; this way they
+//! mostly overlap instead of adding up.
+
+use crate::event::{self, ChunkEncoder, Compression, DecodeError, EncodedRecords, Format};
+use crate::http::body::Payload;
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use std::ops::Range;
+
+/// Encoded bytes per piece when hashing alongside encoding: small enough that hashing starts
+/// early and ends soon after encoding, big enough that handing pieces over costs nothing.
+const PIECE_BYTES: usize = 256 * 1024;
+
+/// Chunks smaller than this are processed in sequence (a second thread would not pay off).
+const OVERLAP_MIN_CHUNK: usize = 2 * PIECE_BYTES;
+
+pub struct ChunkBodies {
+    records: Records,
+    format: Format,
+    /// Record ranges, one per request, in order.
+    pub batches: Vec<Range<usize>>,
+    /// Each batch's payload digest (and compressed payload), when they were computed alongside
+    /// encoding; empty otherwise.
+    ready: Vec<Option<Ready>>,
+}
+
+/// A batch processed alongside encoding.
+struct Ready {
+    /// `None` when uncompressed: the payload is then the body itself.
+    compressed: Option<Bytes>,
+    digest: [u8; 32],
+}
+
+enum Records {
+    /// `json`: the records, for framing each body as an array.
+    Framed(EncodedRecords),
+    /// The other formats: record bytes back to back in one or more pieces, each with the offset
+    /// of its first byte; `ends` holds each record's end offset. No record spans two pieces.
+    Flat {
+        pieces: Vec<(usize, Bytes)>,
+        ends: Vec<usize>,
+    },
+}
+
+impl ChunkBodies {
+    /// Encodes `chunk` and plans its requests; big chunks get their batches compressed with
+    /// `compression` and hashed while encoding.
+    pub async fn encode(
+        chunk: &[u8],
+        body: &event::BodyOptions,
+        max_request_bytes: usize,
+        compression: Compression,
+    ) -> Result<ChunkBodies, DecodeError> {
+        if body.format != Format::Json && chunk.len() >= OVERLAP_MIN_CHUNK {
+            return encode_alongside(chunk, body, max_request_bytes, compression).await;
+        }
+        let records = event::encode_chunk(chunk, body)?;
+        let records = if body.format == Format::Json {
+            Records::Framed(records)
+        } else {
+            Records::Flat {
+                ends: records.ends,
+                pieces: vec![(0, Bytes::from(records.buf))],
+            }
+        };
+        let mut bodies = ChunkBodies {
+            records,
+            format: body.format,
+            batches: Vec::new(),
+            ready: Vec::new(),
+        };
+        bodies.batches = bodies.plan(max_request_bytes);
+        Ok(bodies)
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.records {
+            Records::Framed(r) => r.len(),
+            Records::Flat { ends, .. } => ends.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn start(ends: &[usize], i: usize) -> usize {
+        if i == 0 {
+            0
+        } else {
+            ends[i - 1]
+        }
+    }
+
+    /// Bytes of the body of records `range` (before compression), framing included.
+    pub fn body_len(&self, range: Range<usize>) -> usize {
+        match &self.records {
+            Records::Framed(r) => r.body_len(range, self.format),
+            Records::Flat { ends, .. } => {
+                if range.is_empty() {
+                    0
+                } else {
+                    ends[range.end - 1] - Self::start(ends, range.start)
+                }
+            }
+        }
+    }
+
+    /// Record ranges of at most `limit` body bytes (a single bigger record goes alone).
+    fn plan(&self, limit: usize) -> Vec<Range<usize>> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        for i in 0..self.len() {
+            if i > start && self.body_len(start..i + 1) > limit {
+                out.push(start..i);
+                start = i;
+            }
+        }
+        if start < self.len() {
+            out.push(start..self.len());
+        }
+        out
+    }
+
+    /// The uncompressed body of records `range`.
+    pub fn body(&self, range: Range<usize>) -> Payload {
+        if range.is_empty() {
+            return match &self.records {
+                Records::Framed(_) => Payload::from(Bytes::from_static(b"[]")),
+                Records::Flat { .. } => Payload::default(),
+            };
+        }
+        match &self.records {
+            Records::Framed(r) => {
+                Payload::from(event::assemble_body(r, range, Format::Json).into_owned())
+            }
+            Records::Flat { pieces, ends } => {
+                let (from, to) = (Self::start(ends, range.start), ends[range.end - 1]);
+                let first = pieces.partition_point(|&(start, _)| start <= from) - 1;
+                let mut out = Vec::new();
+                for (start, piece) in &pieces[first..] {
+                    if *start >= to {
+                        break;
+                    }
+                    let a = from.saturating_sub(*start);
+                    let b = (to - start).min(piece.len());
+                    out.push(piece.slice(a..b));
+                }
+                Payload::new(out)
+            }
+        }
+    }
+
+    /// The payload (compressed when configured) of batch `range` and its SHA-256, when they
+    /// were computed alongside encoding.
+    pub fn ready_payload(&self, range: &Range<usize>) -> Option<(Payload, [u8; 32])> {
+        let i = self.batches.iter().position(|b| b == range)?;
+        let ready = self.ready.get(i)?.as_ref()?;
+        let payload = match &ready.compressed {
+            Some(c) => Payload::from(c.clone()),
+            None => self.body(range.clone()),
+        };
+        Some((payload, ready.digest))
+    }
+}
+
+/// SHA-256 over a payload's pieces.
+pub fn sha256(payload: &Payload) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in payload.pieces() {
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+enum ToHasher {
+    Bytes(Bytes),
+    EndOfBatch,
+}
+
+/// What the second thread does with a batch as its pieces arrive.
+enum Sink {
+    Hash(Sha256),
+    /// `None` once compression failed: the batch is then compressed again when sent, and the
+    /// error reported there.
+    Compress(Option<event::Compressor>),
+}
+
+impl Sink {
+    fn new(compression: Compression) -> Sink {
+        match compression {
+            Compression::None => Sink::Hash(Sha256::new()),
+            c => Sink::Compress(c.compressor(None).ok().flatten()),
+        }
+    }
+
+    fn write(&mut self, b: &[u8]) {
+        match self {
+            Sink::Hash(h) => h.update(b),
+            Sink::Compress(c) => {
+                if c.as_mut().is_some_and(|z| z.write(b).is_err()) {
+                    *c = None;
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> Option<Ready> {
+        match self {
+            Sink::Hash(h) => Some(Ready {
+                compressed: None,
+                digest: h.finalize().into(),
+            }),
+            Sink::Compress(c) => {
+                let z = Bytes::from(c?.finish().ok()?);
+                Some(Ready {
+                    digest: Sha256::digest(&z).into(),
+                    compressed: Some(z),
+                })
+            }
+        }
+    }
+}
+
+async fn encode_alongside(
+    chunk: &[u8],
+    opts: &event::BodyOptions,
+    limit: usize,
+    compression: Compression,
+) -> Result<ChunkBodies, DecodeError> {
+    let (tx, rx) = std::sync::mpsc::channel::<ToHasher>();
+    // A blocking-pool thread: it runs at once, unlike a task queued behind this one.
+    let worker = tokio::task::spawn_blocking(move || {
+        let mut ready = Vec::new();
+        let mut sink = Sink::new(compression);
+        for msg in rx {
+            match msg {
+                ToHasher::Bytes(b) => sink.write(&b),
+                ToHasher::EndOfBatch => {
+                    ready.push(std::mem::replace(&mut sink, Sink::new(compression)).finish())
+                }
+            }
+        }
+        ready
+    });
+    let mut enc = ChunkEncoder::new(chunk, opts);
+    let mut pieces = Vec::new();
+    let mut ends: Vec<usize> = Vec::with_capacity(chunk.len() / 256 + 1);
+    let mut batches = Vec::new();
+    let (mut batch_first, mut batch_from, mut offset) = (0usize, 0usize, 0usize);
+    loop {
+        let mut piece = EncodedRecords {
+            buf: Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 8),
+            ends: Vec::new(),
+        };
+        let more = enc.encode_some(&mut piece, PIECE_BYTES)?;
+        let bytes = Bytes::from(piece.buf);
+        let mut handed = 0; // bytes of this piece given to the hasher
+        for end in piece.ends {
+            let end = offset + end;
+            let prev = ends.last().copied().unwrap_or(0);
+            if ends.len() > batch_first && end - batch_from > limit {
+                // The batch ends before this record.
+                let cut = prev - offset;
+                if cut > handed {
+                    let _ = tx.send(ToHasher::Bytes(bytes.slice(handed..cut)));
+                }
+                let _ = tx.send(ToHasher::EndOfBatch);
+                handed = cut;
+                batches.push(batch_first..ends.len());
+                (batch_first, batch_from) = (ends.len(), prev);
+            }
+            ends.push(end);
+        }
+        if bytes.len() > handed {
+            let _ = tx.send(ToHasher::Bytes(bytes.slice(handed..)));
+        }
+        let len = bytes.len();
+        if len > 0 {
+            pieces.push((offset, bytes));
+        }
+        offset += len;
+        if !more {
+            break;
+        }
+    }
+    if ends.len() > batch_first {
+        batches.push(batch_first..ends.len());
+        let _ = tx.send(ToHasher::EndOfBatch);
+    }
+    drop(tx);
+    // Should the worker have died, payloads are made when sending instead.
+    let ready = worker.await.unwrap_or_default();
+    let ready = if ready.len() == batches.len() {
+        ready
+    } else {
+        Vec::new()
+    };
+    Ok(ChunkBodies {
+        records: Records::Flat { pieces, ends },
+        format: opts.format,
+        batches,
+        ready,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::BodyOptions;
+
+    /// `n` v2 events with records of varying size (some bigger than a piece).
+    fn chunk(n: usize) -> Vec<u8> {
+        let mut c = Vec::new();
+        for i in 0..n {
+            let w = &mut c;
+            rmp::encode::write_array_len(w, 2).expect("event");
+            rmp::encode::write_array_len(w, 2).expect("header");
+            rmp::encode::write_ext_meta(w, 8, 0).expect("ts");
+            w.extend_from_slice(&(1_700_000_000u32 + i as u32).to_be_bytes());
+            w.extend_from_slice(&7u32.to_be_bytes());
+            rmp::encode::write_map_len(w, 0).expect("meta");
+            rmp::encode::write_map_len(w, 2).expect("record");
+            rmp::encode::write_str(w, "i").expect("key");
+            rmp::encode::write_uint(w, i as u64).expect("value");
+            rmp::encode::write_str(w, "log").expect("key");
+            let len = if i % 97 == 5 {
+                300_000
+            } else {
+                50 + (i * 7919) % 3000
+            };
+            let text: String = (0..len).map(|k| (b'a' + (k % 26) as u8) as char).collect();
+            rmp::encode::write_str(w, &text).expect("value");
+        }
+        c
+    }
+
+    /// The plain path: the whole chunk encoded, then planned.
+    fn sequential(c: &[u8], opts: &BodyOptions, limit: usize) -> ChunkBodies {
+        let records = event::encode_chunk(c, opts).expect("encodes");
+        let mut b = ChunkBodies {
+            records: Records::Flat {
+                ends: records.ends,
+                pieces: vec![(0, Bytes::from(records.buf))],
+            },
+            format: opts.format,
+            batches: Vec::new(),
+            ready: Vec::new(),
+        };
+        b.batches = b.plan(limit);
+        b
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn compressed_alongside_decompresses_to_the_bodies() {
+        let c = chunk(1500);
+        let opts = BodyOptions::default();
+        for compression in [Compression::Gzip, Compression::Zstd] {
+            let plain = sequential(&c, &opts, 700_000);
+            let piped = ChunkBodies::encode(&c, &opts, 700_000, compression)
+                .await
+                .expect("encodes");
+            assert!(piped.batches.len() > 1);
+            assert_eq!(plain.batches, piped.batches);
+            for batch in &piped.batches {
+                let (payload, digest) = piped.ready_payload(batch).expect("ready");
+                let z = payload.contiguous();
+                assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(&z)));
+                let body = event::compress::decompress(compression, &z).expect("decompresses");
+                assert_eq!(body, all_bytes(&plain, batch.clone()), "{compression:?}");
+            }
+        }
+    }
+
+    fn all_bytes(b: &ChunkBodies, range: Range<usize>) -> Vec<u8> {
+        b.body(range).contiguous().to_vec()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hashing_alongside_gives_the_same_bodies_batches_and_digests() {
+        let c = chunk(2000);
+        assert!(c.len() >= OVERLAP_MIN_CHUNK, "{}", c.len());
+        for format in [Format::JsonLines, Format::JsonStream, Format::Msgpack] {
+            let opts = BodyOptions {
+                format,
+                ..BodyOptions::default()
+            };
+            for limit in [1024, 100_000, 256 * 1024 + 17, 1 << 20, usize::MAX] {
+                let plain = sequential(&c, &opts, limit);
+                let piped = ChunkBodies::encode(&c, &opts, limit, Compression::None)
+                    .await
+                    .expect("encodes");
+                assert_eq!(piped.len(), 2000);
+                assert_eq!(plain.batches, piped.batches, "{format:?} {limit}");
+                assert_eq!(piped.ready.len(), piped.batches.len());
+                if let Records::Flat { pieces, .. } = &piped.records {
+                    assert!(pieces.len() > 1, "encoded in several pieces");
+                }
+                for (i, batch) in piped.batches.iter().enumerate() {
+                    let body = all_bytes(&plain, batch.clone());
+                    assert_eq!(all_bytes(&piped, batch.clone()), body);
+                    assert_eq!(piped.body_len(batch.clone()), body.len());
+                    let want: [u8; 32] = Sha256::digest(&body).into();
+                    let (payload, digest) = piped.ready_payload(batch).expect("ready");
+                    assert_eq!(digest, want, "batch {i}");
+                    assert_eq!(payload.contiguous().to_vec(), body);
+                    assert_eq!(sha256(&piped.body(batch.clone())), want);
+                }
+                // Any sub-range (a 413 split) reads across pieces correctly.
+                for r in [0..1, 3..1500, 96..103, 1999..2000, 0..2000] {
+                    assert_eq!(all_bytes(&piped, r.clone()), all_bytes(&plain, r));
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn json_is_framed_per_body() {
+        let c = chunk(10);
+        let opts = BodyOptions {
+            format: Format::Json,
+            ..BodyOptions::default()
+        };
+        let b = ChunkBodies::encode(&c, &opts, usize::MAX, Compression::None)
+            .await
+            .expect("encodes");
+        let v: serde_json::Value =
+            serde_json::from_slice(&all_bytes(&b, 2..5)).expect("a JSON array");
+        assert_eq!(v.as_array().map(Vec::len), Some(3));
+        assert_eq!(v[0]["i"], 2);
+        assert_eq!(&all_bytes(&b, 0..0), b"[]");
+    }
+
+    #[tokio::test]
+    async fn a_bad_chunk_is_an_error_either_way() {
+        let mut c = chunk(1500);
+        c.push(0xc1); // never valid msgpack
+        for compression in [Compression::None, Compression::Gzip] {
+            let opts = BodyOptions::default();
+            let r = ChunkBodies::encode(&c, &opts, usize::MAX, compression).await;
+            assert!(r.is_err(), "{compression:?}");
+        }
+        let small = chunk(3);
+        let opts = BodyOptions::default();
+        let mut bad = small.clone();
+        bad.push(0xc1);
+        assert!(bad.len() < OVERLAP_MIN_CHUNK);
+        let r = ChunkBodies::encode(&bad, &opts, usize::MAX, Compression::None).await;
+        assert!(r.is_err(), "small chunk");
+    }
+}
