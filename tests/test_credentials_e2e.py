@@ -7,7 +7,10 @@ Network rule: nothing here sends a packet outside loopback or the test's own nam
 metadata addresses 169.254.169.254, 169.254.170.2 and 169.254.170.23 and the "remote" addresses
 10.200.0.1 (STS) and 10.200.0.2 (a proxied log endpoint) exist only on the namespace's ``lo``;
 the receiver, the fakes, tinyproxy, moto and the host all run in it (tests/helpers/netns.py).
-EC2 detection reads a fake sysfs tree (``FLB_SIGV4_SYS_ROOT``), never the machine's.
+EC2 detection reads a fake sysfs tree (``FLB_SIGV4_SYS_ROOT``), never the machine's. The SSO
+tests serve the real host names portal.sso.<region>.amazonaws.com / oidc.<region>.amazonaws.com
+from 10.200.0.3 in the namespace: the names resolve there only (``NetNS.set_hosts``, a hosts file
+bind-mounted over /etc/hosts for the namespace's processes, never the machine's /etc/hosts).
 
 Rules → tests:
  1 first configured provider  test_env_keys_win_no_files_no_network,
@@ -25,7 +28,7 @@ Rules → tests:
                               test_eks_pod_identity_direct_despite_proxy, test_imds_gating[...],
                               test_imdsv1_fallback[...],
                               test_region_discovery_respects_imds_gating[...]
- 4 session tokens             test_session_token_reaches_endpoint[...] (every provider)
+ 4 session tokens             test_session_token_reaches_endpoint[...] (every provider, SSO too)
  5 refresh before expiry      tests/test_cred_refresh.py::test_refresh_before_expiry_and_outage
  6 assumed role from base     tests/test_cred_refresh.py::test_assumed_roles_refreshed_with_base_*,
                               test_fake_sts_refuses_same_role_session (the fake's AWS rule)
@@ -35,6 +38,10 @@ Rules → tests:
  8 nothing configured         test_nothing_configured_lists_what_was_checked[...]
  9 bad input                  test_bad_input[...]
 10 start-up line              test_startup_line_*, and every proxy test (password never shown)
+ SSO (IAM Identity Center)    test_sso_credentials_end_to_end[...] (sso_session, legacy
+                              sso_start_url, via HTTPS_PROXY, SSO-OIDC token refresh),
+                              test_sso_failure_names_the_profile_and_is_not_replaced[...]
+ credential_source + role     test_profile_credential_source_assume_role[...]
 """
 
 from __future__ import annotations
@@ -839,7 +846,7 @@ def test_region_discovery_respects_imds_gating(lab, case):
 # rule 4: session tokens from every provider with temporary credentials
 
 TOKEN_PROVIDERS = ["env", "profile-static", "credential-process", "web-identity",
-                   "assume-role", "profile-role", "imds", "ecs", "eks"]
+                   "assume-role", "profile-role", "imds", "ecs", "eks", "sso"]
 
 
 @pytest.mark.parametrize("provider", TOKEN_PROVIDERS)
@@ -890,6 +897,12 @@ def test_session_token_reaches_endpoint(lab, provider):
         fake = lab.eks(auth_token="pod-identity-token-flbt")
         env.update(AWS_CONTAINER_CREDENTIALS_FULL_URI=f"http://{EKS_ADDR}/v1/credentials",
                    AWS_CONTAINER_AUTHORIZATION_TOKEN="pod-identity-token-flbt")
+    elif provider == "sso":
+        access = "SSOACCESS-token-test-" + "s" * 30
+        fake, ca = _sso_lab(lab, access_tokens=[access])
+        lab.home_file(".aws/config", _sso_profile(name="default"))
+        _sso_token(lab, access)
+        env.update(AWS_CA_BUNDLE=ca)
     if fake is not None:
         accept_issued(rcv, fake)
     c = chunk()
@@ -1194,3 +1207,234 @@ def test_startup_line_off_ec2_names_profile_and_direct_metadata(lab):
                    "aws_access_key_id", "static keys"]:
         assert needle in line, f"{needle!r} missing from: {line}"
     assert_no_secret(res, PROFILE_KEY[1])
+
+
+# ------------------------------------------------------------------------------------------------
+# SSO (IAM Identity Center), end to end: the real aws-config provider, our HTTP client, the
+# portal's real host name (resolved inside the namespace through /etc/netns/<ns>/hosts), TLS
+# trusted through AWS_CA_BUNDLE, and the proxy resolver.
+
+SSO_ADDR = "10.200.0.3"  # not loopback: a configured proxy is really used for it
+SSO_REGION = "eu-west-1"  # the portal's region (sso_region), not the endpoint's (REGION)
+SSO_START_URL = "https://d-90670flbt1.awsapps.com/start"
+SSO_ACCOUNT = "111122223333"
+SSO_ROLE = "FlbtWriter"
+SSO_SESSION = "corp"
+
+
+def _sso_lab(lab: Lab, **portal_kw):
+    """The fake IAM Identity Center on SSO_ADDR:443 under portal.sso.<SSO_REGION>.amazonaws.com
+    and oidc.<SSO_REGION>.amazonaws.com (both names resolve to it inside the namespace only),
+    with a certificate from a CA of the test's own. Returns (portal, ca_pem)."""
+    from tests.helpers import sso as sso_mod
+
+    lab.ns.run(["ip", "addr", "add", f"{SSO_ADDR}/32", "dev", "lo"], check=True)
+    names = [sso_mod.portal_host(SSO_REGION), sso_mod.oidc_host(SSO_REGION)]
+    lab.ns.set_hosts({n: SSO_ADDR for n in names})
+    ca, ctx = sso_mod.make_tls(lab.dir / "sso-tls", names)
+    portal = lab._fake(sso_mod.FakeIdentityCenter(SSO_ADDR, 443, ns=lab.ns, tls=ctx,
+                                                  account_id=SSO_ACCOUNT, role_name=SSO_ROLE,
+                                                  **portal_kw))
+    return portal, ca
+
+
+def _sso_profile(legacy: bool = False, name: str = "dev") -> str:
+    header = "[default]" if name == "default" else f"[profile {name}]"
+    if legacy:
+        return (f"{header}\nsso_start_url = {SSO_START_URL}\nsso_region = {SSO_REGION}\n"
+                f"sso_account_id = {SSO_ACCOUNT}\nsso_role_name = {SSO_ROLE}\n")
+    return (f"{header}\nsso_session = {SSO_SESSION}\nsso_account_id = {SSO_ACCOUNT}\n"
+            f"sso_role_name = {SSO_ROLE}\n[sso-session {SSO_SESSION}]\n"
+            f"sso_region = {SSO_REGION}\nsso_start_url = {SSO_START_URL}\n"
+            "sso_registration_scopes = sso:account:access\n")
+
+
+def _sso_token(lab: Lab, token: str, expires_in: float = 3600, legacy: bool = False,
+               client: Optional[tuple] = None) -> Path:
+    from tests.helpers import sso as sso_mod
+
+    kw = {}
+    if client is not None:
+        kw = dict(client_id=client[0], client_secret=client[1], refresh_token=client[2])
+    return sso_mod.write_token_cache(lab.home, SSO_START_URL if legacy else SSO_SESSION, token,
+                                     time.time() + expires_in, start_url=SSO_START_URL,
+                                     region=SSO_REGION, **kw)
+
+
+SSO_CASES = ["sso-session", "legacy-start-url", "via-https-proxy", "oidc-refresh"]
+
+
+@pytest.mark.parametrize("case", SSO_CASES)
+def test_sso_credentials_end_to_end(lab, case):
+    """A profile with sso_session (or the legacy sso_start_url) and the CLI's cached token:
+    the plugin calls GetRoleCredentials at https://portal.sso.<sso_region>.amazonaws.com
+    (TLS verified against AWS_CA_BUNDLE) with the cached token as x-amz-sso_bearer_token, and
+    the records arrive signed with the role credentials, their session token signed.
+    ``via-https-proxy``: HTTPS_PROXY (tinyproxy) carries the portal call with CONNECT.
+    ``oidc-refresh``: the cached token expires within the 5-minute window and is refreshable,
+    so it is first renewed at https://oidc.<sso_region>.amazonaws.com/token (same client) and
+    the new token is the one the portal sees."""
+    from tests.helpers import sso as sso_mod
+
+    access = "SSOACCESS-cached-" + "t" * 40
+    client = ("flbt-client-id", "FlbtClientSecretNeverLogged", "SSOREFRESH-cached-" + "r" * 30)
+    portal, ca = _sso_lab(lab, access_tokens=[access],
+                          client=client if case == "oidc-refresh" else None)
+    legacy = case == "legacy-start-url"
+    lab.home_file(".aws/config", _sso_profile(legacy=legacy))
+    cache = _sso_token(lab, access, expires_in=120 if case == "oidc-refresh" else 3600,
+                       legacy=legacy, client=client if case == "oidc-refresh" else None)
+    imds, ecs = lab.imds(), lab.ecs()
+    rcv = lab.receiver(require_token=True)
+    accept_issued(rcv, portal)
+    env = lab.env(ec2=True, AWS_PROFILE="dev", AWS_CA_BUNDLE=ca,
+                  AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=ecs.path)
+    tp = None
+    if case == "via-https-proxy":
+        tp = lab.tinyproxy()
+        env.update(HTTPS_PROXY=tp.url(), NO_PROXY="", no_proxy="")
+    c = chunk()
+    res = lab.run(instance(rcv.endpoint()), [c], env=env)
+    issued = portal.issued()
+    seen = [(x.path, x.status, x.note) for x in portal.calls()]
+    assert issued, f"the portal issued nothing: {seen}\n{res.describe()}"
+    assert_delivered(res, rcv, [c], keys={i.access_key for i in issued})
+    tokens = {i.token for i in issued}
+    for r in rcv.requests():
+        assert r.headers.get("x-amz-security-token") in tokens, r.headers
+    calls = portal.credential_calls()
+    assert calls and all(x.status == 200 for x in calls), \
+        [(x.path, x.status, x.note) for x in portal.calls()]
+    want_bearer = portal.minted_tokens[-1] if case == "oidc-refresh" else access
+    for x in calls:
+        assert x.headers.get("host") == sso_mod.portal_host(SSO_REGION), x.headers
+        assert x.headers.get("x-amz-sso_bearer_token") == want_bearer, x.headers
+        assert x.params == {"account_id": SSO_ACCOUNT, "role_name": SSO_ROLE}, x.params
+        assert "authorization" not in x.headers  # GetRoleCredentials is not SigV4-signed
+    if case == "oidc-refresh":
+        tc = portal.token_calls()
+        assert len(tc) == 1 and tc[0].status == 200 and tc[0].params == {
+            "clientId": client[0], "grantType": "refresh_token"}, \
+            [(x.status, x.note, x.params) for x in tc]
+        assert tc[0].headers.get("host") == sso_mod.oidc_host(SSO_REGION)
+        saved = sso_mod.read_token_cache(lab.home, SSO_SESSION)
+        assert saved["accessToken"] == portal.minted_tokens[-1], "refreshed token not saved"
+    else:
+        assert portal.token_calls() == []
+        assert sso_mod.read_token_cache(lab.home, SSO_START_URL if legacy else SSO_SESSION)[
+            "accessToken"] == access
+    assert cache.exists()
+    assert imds.calls() == [] and ecs.calls() == []
+    if tp is not None:
+        connects = [r for r in tp.requests() if r.method == "CONNECT"]
+        assert [r.target for r in connects] == [f"{sso_mod.portal_host(SSO_REGION)}:443"] \
+            * len(calls), tp.describe()
+        assert sso_mod.portal_host(SSO_REGION) in tp.upstreams(), tp.describe()
+    line = provider_line(res)
+    for needle in ["'profile:dev'", "AWS_PROFILE", f"SSO start URL {SSO_START_URL}",
+                   f"region {SSO_REGION}", f"account {SSO_ACCOUNT}", f"role {SSO_ROLE}"]:
+        assert needle in line, f"{needle!r} missing from: {line}"
+    assert_no_secret(res, access, *client, *portal.minted_tokens, *tokens,
+                     *[i.secret_key for i in issued], PROXY_PASSWORD)
+
+
+@pytest.mark.parametrize("case", ["expired-token", "unknown-token", "no-cache-file"])
+def test_sso_failure_names_the_profile_and_is_not_replaced(lab, case):
+    """An SSO profile whose cached token is expired (not refreshable), refused by the portal,
+    or missing: a clear error naming 'profile:dev' and `aws sso login`, without the portal's
+    raw response (DESIGN §8); nothing delivered, no fall-through to the container or IMDS; an
+    expired or missing token never reaches the portal."""
+    from tests.helpers import sso as sso_mod
+
+    access = "SSOACCESS-cached-" + "e" * 40
+    portal, ca = _sso_lab(lab, access_tokens=[] if case == "unknown-token" else [access])
+    lab.home_file(".aws/config", _sso_profile())
+    if case != "no-cache-file":
+        _sso_token(lab, access, expires_in=-60 if case == "expired-token" else 3600)
+    imds, ecs = lab.imds(), lab.ecs()
+    rcv = lab.receiver(credentials=[CREDENTIALS])
+    env = lab.env(ec2=True, AWS_PROFILE="dev", AWS_CA_BUNDLE=ca,
+                  AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=ecs.path)
+    res = lab.run(instance(rcv.endpoint()), [chunk()], env=env, max_retries=1,
+                  retry_delay_ms=200, timeout=90)
+    assert_no_crash(res)
+    assert rcv.requests() == [] and imds.calls() == [] and ecs.calls() == []
+    if case == "unknown-token":
+        calls = portal.credential_calls()
+        assert calls and all(x.status == 401 for x in calls), [(x.status, x.note) for x in calls]
+    else:
+        assert portal.calls() == [], [(x.path, x.status) for x in portal.calls()]
+    if res.returncode == H.EXIT_INIT:
+        text = "\n".join(res.logs("error"))
+    else:
+        assert res.results() and all(r and set(r) == {H.FLB_RETRY} for r in res.results()), \
+            res.describe()
+        text = "\n".join(res.logs("warn") + res.logs("error"))
+    needles = ["'profile:dev'", "SSO", "aws sso login", {
+        "expired-token": "expired", "unknown-token": "Unauthorized",
+        "no-cache-file": "sso/cache"}[case]]
+    for n in needles:
+        assert n in text, f"{n!r} missing from:\n{text}\n{res.describe()}"
+    assert sso_mod.RAW_BODY_MARKER not in output(res), "the raw portal response was logged"
+    assert_no_secret(res, access)
+
+
+# ------------------------------------------------------------------------------------------------
+# role_arn + credential_source = Ec2InstanceMetadata / EcsContainer: base credentials from the
+# metadata endpoint (directly), AssumeRole signed with them (through the proxy)
+
+
+@pytest.mark.parametrize("source", ["Ec2InstanceMetadata", "EcsContainer"])
+def test_profile_credential_source_assume_role(lab, source):
+    """[default] role_arn + credential_source: the base credentials come from the fake IMDS
+    (IMDSv2) / ECS endpoint, reached directly although HTTP_PROXY/HTTPS_PROXY are set and
+    NO_PROXY is empty; every AssumeRole (through the proxy) is signed with the metadata-issued
+    key and its session token; the records are signed with the assumed role's credentials
+    only."""
+    tp = lab.tinyproxy()
+    imds, ecs = lab.imds(), lab.ecs()
+    base = imds if source == "Ec2InstanceMetadata" else ecs
+    other = ecs if base is imds else imds
+    sts = lab.sts(lifetime=900)
+    # the STS knows the base credentials once the metadata endpoint issued them (and only
+    # those: no other key can sign an AssumeRole there)
+    base.on_issue.append(lambda iss: sts.base_credentials.append(iss.cred))
+    rcv = lab.receiver(REMOTE_ADDR, require_token=True)
+    accept_issued(rcv, sts, ROLE_A)
+    lab.home_file(".aws/config", f"[default]\nrole_arn = {ROLE_A}\ncredential_source = {source}\n"
+                                 "role_session_name = flbt-cs\n")
+    env = lab.env(ec2=base is imds, HTTP_PROXY=tp.url(), HTTPS_PROXY=tp.url(), NO_PROXY="",
+                  no_proxy="", AWS_ENDPOINT_URL_STS=sts.url)
+    if base is ecs:
+        env["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"] = ecs.path
+    c = chunk()
+    res = lab.run(instance(rcv.endpoint("/bulk")), [c], env=env)
+    assumed = sts.issued_for(ROLE_A)
+    assert_delivered(res, rcv, [c], keys={i.access_key for i in assumed})
+    base_issued = {i.access_key: i for i in base.issued()}
+    assert base_issued, f"{base.kind} issued nothing\n{res.describe()}"
+    calls = sts.calls_of("AssumeRole")
+    assert calls, f"no AssumeRole\n{res.describe()}"
+    for x in calls:
+        assert x.status == 200 and x.auth_ok, (x.status, x.auth_reason, x.note)
+        assert x.signing_key in base_issued, f"AssumeRole signed with {x.signing_key}, not " \
+                                             f"with the {base.kind} key"
+        assert x.headers.get("x-amz-security-token") == base_issued[x.signing_key].token
+        assert "x-amz-security-token" in x.headers.get("authorization", "")  # signed
+        assert x.params.get("RoleArn") == ROLE_A and x.params.get("RoleSessionName") == "flbt-cs"
+    if base is imds:
+        first = imds.calls()[0]
+        assert (first.method, first.path) == ("PUT", "/latest/api/token"), imds.calls()
+        assert imds.credential_calls()
+    else:
+        assert ecs.calls() and all(x.status == 200 for x in ecs.calls())
+    assert other.calls() == []
+    _assert_no_metadata_via_proxy(tp)
+    assert _proxied(tp, STS_ADDR, sts.port), tp.describe()
+    assert _proxied(tp, REMOTE_ADDR, rcv.port), tp.describe()
+    line = provider_line(res)
+    for needle in ["'profile:default'", f"credential_source {source}", ROLE_A]:
+        assert needle in line, f"{needle!r} missing from: {line}"
+    assert_no_secret(res, PROXY_PASSWORD, *[i.secret_key for i in base.issued()],
+                     *[i.token for i in base.issued()], *[i.secret_key for i in assumed],
+                     *[i.token for i in assumed])

@@ -18,6 +18,13 @@ Two ways to put something inside:
   ``/proc/thread-self/ns/net`` that the thread really is in the namespace before running
   anything.
 
+Host names: :meth:`NetNS.set_hosts` writes ``/etc/netns/<name>/hosts``, which ``ip netns exec``
+bind-mounts over ``/etc/hosts`` (so tinyproxy resolves those names to addresses inside the
+namespace); :meth:`NetNS.call` then does the same for its thread — a private mount namespace
+(``unshare(CLONE_NEWNS)``, ``/`` made recursively private) with the file bind-mounted over
+``/etc/hosts`` — so the C host, forked from that thread, resolves them too. The machine's own
+``/etc/hosts`` is never written.
+
 Needs root (CAP_SYS_ADMIN); :func:`unavailable_reason` says why namespaces cannot be used.
 """
 
@@ -31,12 +38,17 @@ import socket
 import subprocess
 import threading
 import time
-from typing import Callable, Iterable, Optional, Sequence, TypeVar
+from typing import Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
 T = TypeVar("T")
 
 CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
 NETNS_DIR = "/var/run/netns"
+ETC_NETNS_DIR = "/etc/netns"  # per-namespace /etc overrides of `ip netns exec`
 
 # Addresses added to the namespace's lo by default.
 IMDS_ADDR = "169.254.169.254"
@@ -47,6 +59,8 @@ REMOTE_ADDR = "10.200.0.2"  # a "remote" log endpoint, also proxied
 DEFAULT_ADDRS = (IMDS_ADDR, ECS_ADDR, EKS_ADDR, STS_ADDR, REMOTE_ADDR)
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                        ctypes.c_void_p]
 _probe_lock = threading.Lock()
 _probe_result: Optional[str] = None
 
@@ -93,6 +107,7 @@ class NetNS:
         self._procs: list[subprocess.Popen] = []
         self._created = False
         self._inode: Optional[int] = None
+        self._hosts_file: Optional[str] = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -122,12 +137,46 @@ class NetNS:
         if self._created:
             _ip("netns", "del", self.name, check=False)
             self._created = False
+        if self._hosts_file is not None:
+            shutil.rmtree(os.path.join(ETC_NETNS_DIR, self.name), ignore_errors=True)
+            self._hosts_file = None
 
     def __enter__(self) -> "NetNS":
         return self.create()
 
     def __exit__(self, *exc):
         self.delete()
+
+    def set_hosts(self, names: Mapping[str, str]):
+        """Makes ``names`` (host name -> address) resolve inside the namespace: writes
+        ``/etc/netns/<name>/hosts`` (localhost plus these), used by :meth:`popen` / :meth:`run`
+        (``ip netns exec``) and, from now on, by :meth:`call` (see the module docstring).
+        Removed at :meth:`delete`."""
+        d = os.path.join(ETC_NETNS_DIR, self.name)
+        os.makedirs(d, exist_ok=True)
+        lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
+        lines += [f"{addr} {host}" for host, addr in names.items()]
+        path = os.path.join(d, "hosts")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self._hosts_file = path
+
+    def _mount_hosts(self):
+        """In the calling thread: a private mount namespace with our hosts file over
+        /etc/hosts (what `ip netns exec` does for its child)."""
+        path = self._hosts_file
+        if _libc.unshare(CLONE_NEWNS) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"unshare(CLONE_NEWNS): {os.strerror(err)}")
+        if _libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"mount --make-rprivate /: {os.strerror(err)}")
+        if _libc.mount(path.encode(), b"/etc/hosts", None, MS_BIND, None) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"bind-mount {path} on /etc/hosts: {os.strerror(err)}")
+        with open("/etc/hosts") as f, open(path) as want:
+            if f.read() != want.read():
+                raise RuntimeError(f"/etc/hosts in thread is not {path}")
 
     # -- running things inside -------------------------------------------------------------
 
@@ -168,6 +217,8 @@ class NetNS:
                     os.close(fd)
                 if os.stat("/proc/thread-self/ns/net").st_ino != self._inode:
                     raise RuntimeError(f"thread did not join namespace {self.name}")
+                if self._hosts_file is not None:
+                    self._mount_hosts()
                 box["value"] = fn()
             except BaseException as e:  # noqa: BLE001 - re-raised in the caller
                 box["error"] = e

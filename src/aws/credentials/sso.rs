@@ -8,13 +8,13 @@
 
 use super::cache::Fetch;
 use super::http_adapter::ReqwestHttpClient;
+use super::util;
 use super::{CredentialsError, CredsFuture};
 use crate::env::Env;
 use crate::http::proxy::ProxyResolver;
 use aws_config::provider_config::ProviderConfig;
 use aws_config::sso::SsoCredentialsProvider;
 use aws_credential_types::provider::ProvideCredentials;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_types::region::Region;
 
 /// What a profile says about SSO.
@@ -60,14 +60,105 @@ impl Sso {
                 provider: self.name.clone(),
                 message: format!(
                     "SSO (IAM Identity Center): {} (run 'aws sso login' if the session expired)",
-                    DisplayErrorContext(&e)
+                    describe(&e)
                 ),
             })
     }
 }
 
+/// The error's chain of `Display` messages, bounded. Not aws-smithy's `DisplayErrorContext`: that
+/// appends the error's `Debug`, which for a service error holds the raw HTTP response (headers
+/// and the whole body) — DESIGN §8 allows no more than a short prefix of a body in a log line.
+/// The chain is walked with `cause()`, not `source()`: aws-config's SSO token error implements
+/// only the deprecated `cause()` (the default `cause()` forwards to `source()`), and without it
+/// the cache file's path and the I/O error would be lost.
+#[allow(deprecated)]
+fn describe(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut next = err.cause();
+    let mut depth = 0;
+    while let Some(e) = next {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        depth += 1;
+        if depth >= 16 {
+            break;
+        }
+        next = e.cause();
+    }
+    util::short_value_long(&text)
+}
+
 impl Fetch for Sso {
     fn fetch(&self) -> CredsFuture<'_> {
         Box::pin(self.run())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_credential_types::provider::error::CredentialsError as SdkCredentialsError;
+
+    /// Displays a short message; its `Debug` (like an SDK service error's) carries a body.
+    struct ServiceFailure;
+    impl std::fmt::Display for ServiceFailure {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("UnauthorizedException: Session token not found or invalid")
+        }
+    }
+    impl std::fmt::Debug for ServiceFailure {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("raw: Response { body: b\"portal-body-with-echoed-token\" }")
+        }
+    }
+    impl std::error::Error for ServiceFailure {}
+
+    #[test]
+    fn error_text_is_the_display_chain_without_debug_dumps() {
+        let text = describe(&SdkCredentialsError::provider_error(ServiceFailure));
+        assert!(
+            text.contains("Session token not found or invalid"),
+            "{text}"
+        );
+        assert!(!text.contains("portal-body"), "{text}");
+        assert!(!text.contains("raw: Response"), "{text}");
+    }
+
+    /// Like aws-config's `SsoTokenProviderError`: the inner error only through `cause()`.
+    #[derive(Debug)]
+    struct CauseOnly(std::io::Error);
+    impl std::fmt::Display for CauseOnly {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("failed to load the cached SSO token")
+        }
+    }
+    impl std::error::Error for CauseOnly {
+        #[allow(deprecated)]
+        fn cause(&self) -> Option<&dyn std::error::Error> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn error_text_follows_cause_only_errors() {
+        let inner = std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "failed to read `/home/u/.aws/sso/cache/ab.json`",
+        );
+        let text = describe(&SdkCredentialsError::provider_error(CauseOnly(inner)));
+        assert!(
+            text.contains("failed to load the cached SSO token: failed to read `/home/u/.aws/sso/cache/ab.json`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn error_text_is_bounded() {
+        let long = SdkCredentialsError::unhandled("x".repeat(5000));
+        assert!(describe(&long).chars().count() <= 513);
     }
 }
