@@ -8,6 +8,7 @@ Covers DESIGN.md §1 (ABI, coroutine stack, withheld keys), §2 (properties), §
 from __future__ import annotations
 
 import collections
+import re
 import time
 
 import pytest
@@ -415,7 +416,11 @@ def test_413_single_record_too_big_is_dropped_and_logged(run_plugin, receiver_fa
     rest = [e for e in chunk.events if e.record["id"] != "big-7"]
     assert_records(rcv.records(), rest)
     logs = res.logs("error") + res.logs("warn")
-    assert any("big.tag" in l for l in logs), f"the drop was not logged with the tag: {logs}"
+    drops = [l for l in logs if "413" in l and "big.tag" in l and "dropped" in l]
+    assert len(drops) == 1, f"the drop was not logged (once) with the tag: {logs}"
+    # ... and with the record's size: its JSON line is the 10000-byte pad plus the other fields
+    sizes = [int(n) for n in re.findall(r"(\d+) bytes", drops[0])]
+    assert any(10000 < n < 12000 for n in sizes), f"no record size in {drops[0]!r}"
 
 
 def test_split_with_failure_does_not_resend_delivered_parts(run_plugin, receiver_factory):

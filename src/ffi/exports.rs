@@ -20,10 +20,16 @@ use std::sync::{Arc, Mutex, Weak};
 const PLUGIN_NAME: &CStr = c"sigv4_http";
 const PLUGIN_DESCRIPTION: &CStr = c"Ships records to AWS SigV4 HTTP endpoints";
 
+/// Test knob (README "Test knobs"): a flush whose tag equals this variable's value, as read when
+/// the instance starts, panics on the runtime; it proves a panic in flush is a logged `FLB_RETRY`.
+const TEST_PANIC_TAG_VAR: &str = "FLB_SIGV4_TEST_PANIC_TAG";
+
 /// What `remote_context` points to.
 struct Instance {
     output: Arc<Output>,
     log: Arc<FlbLog>,
+    /// [`TEST_PANIC_TAG_VAR`] at init (unset or empty: never).
+    test_panic_tag: Option<String>,
 }
 
 /// The most recently initialised instance, for the context-less `FLBPluginFlush`.
@@ -122,7 +128,14 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut FlbgoOutputPlugin) -> c_int 
         if let Ok(mut last) = LAST_INSTANCE.lock() {
             *last = Some(Arc::downgrade(&output));
         }
-        let instance = Box::new(Instance { output, log });
+        let test_panic_tag = std::env::var(TEST_PANIC_TAG_VAR)
+            .ok()
+            .filter(|v| !v.is_empty());
+        let instance = Box::new(Instance {
+            output,
+            log,
+            test_panic_tag,
+        });
         // SAFETY: context checked non-null; Fluent Bit hands remote_context back to us.
         unsafe { (*context).remote_context = Box::into_raw(instance) as *mut c_void };
         FLB_OK
@@ -148,33 +161,65 @@ pub extern "C" fn FLBPluginOutputPreRun(_enable_hot_reload: c_int) -> c_int {
     0
 }
 
-/// Flushes on the runtime and waits; uses only a few hundred bytes of the caller's stack.
+/// Fluent Bit's chunk, lent to the runtime for the duration of one flush call.
+struct LentChunk {
+    data: *const u8,
+    size: usize,
+}
+
+// SAFETY: the chunk is immutable while Fluent Bit waits in flush, so reading it from another
+// thread is fine; `run_and_wait` returns only once the future using it is gone.
+unsafe impl Send for LentChunk {}
+
+impl LentChunk {
+    /// # Safety
+    /// Only while the flush call that lent the chunk has not returned.
+    unsafe fn as_slice(&self) -> &[u8] {
+        if self.size == 0 {
+            &[]
+        } else {
+            // SAFETY: Fluent Bit keeps `data` (size bytes) valid until flush returns.
+            unsafe { std::slice::from_raw_parts(self.data, self.size) }
+        }
+    }
+}
+
+/// Flushes on the runtime and waits; uses only a few hundred bytes of the caller's stack. The
+/// chunk is not copied: it stays valid until we return, and `run_and_wait` returns only after
+/// the flush future (the only user of the chunk) has finished or been dropped.
 fn flush_on_runtime(
     output: Arc<Output>,
     data: *const c_void,
     size: usize,
     tag: *const c_char,
+    test_panic_tag: Option<&str>,
 ) -> c_int {
     if data.is_null() && size > 0 {
         return FLB_ERROR;
     }
-    // SAFETY: Fluent Bit keeps `data` (size bytes) and `tag` (NUL-terminated) valid until we
-    // return; both are copied here so nothing outlives the call.
-    let chunk: Vec<u8> = if size == 0 {
-        Vec::new()
-    } else {
-        unsafe { std::slice::from_raw_parts(data as *const u8, size) }.to_vec()
+    let chunk = LentChunk {
+        data: data as *const u8,
+        size,
     };
     let tag = if tag.is_null() {
         String::new()
     } else {
+        // SAFETY: Fluent Bit passes a NUL-terminated tag valid for the call; copied here.
         unsafe { CStr::from_ptr(tag) }
             .to_string_lossy()
             .into_owned()
     };
     let log = output.log();
+    let inject_panic = test_panic_tag.is_some_and(|t| t == tag);
     match runtime::run_and_wait(Box::new(move || {
-        Box::pin(async move { output.flush(&chunk, &tag).await })
+        Box::pin(async move {
+            if inject_panic {
+                panic!("{TEST_PANIC_TAG_VAR}: test panic in flush of tag '{tag}'");
+            }
+            // SAFETY: this future runs and is dropped before flush returns (see above).
+            let chunk = unsafe { chunk.as_slice() };
+            output.flush(chunk, &tag).await
+        })
     })) {
         Ok(result) => to_code(result),
         Err(e) => {
@@ -199,8 +244,9 @@ pub unsafe extern "C" fn FLBPluginFlushCtx(
             return FLB_ERROR;
         }
         // SAFETY: remote_ctx is the Box<Instance> pointer from init, alive until exit.
-        let output = unsafe { &*(remote_ctx as *const Instance) }.output.clone();
-        flush_on_runtime(output, data, size, tag)
+        let instance = unsafe { &*(remote_ctx as *const Instance) };
+        let panic_tag = instance.test_panic_tag.as_deref();
+        flush_on_runtime(instance.output.clone(), data, size, tag, panic_tag)
     })
 }
 
@@ -221,7 +267,7 @@ pub unsafe extern "C" fn FLBPluginFlush(
             .ok()
             .and_then(|l| l.as_ref().and_then(Weak::upgrade));
         match output {
-            Some(output) => flush_on_runtime(output, data, size, tag),
+            Some(output) => flush_on_runtime(output, data, size, tag, None),
             None => FLB_ERROR,
         }
     })

@@ -31,6 +31,8 @@ const SKEW_ERRORS: &[&str] = &[
     "RequestTimeTooSkewed",
     "SignatureExpired",
     "Signature expired",
+    // the client's clock is ahead: "Signature not yet current: X is still later than Y"
+    "Signature not yet current",
     "RequestExpired",
 ];
 
@@ -101,6 +103,13 @@ mod tests {
         );
         assert_eq!(classify(403, b"RequestTimeTooSkewed"), Verdict::ClockSkew);
         assert_eq!(classify(403, b"InvalidSignatureException: Signature expired: 20200101T000000Z is now earlier than"), Verdict::ClockSkew);
+        assert_eq!(
+            classify(
+                403,
+                br#"{"__type":"InvalidSignatureException","message":"Signature not yet current: 20300101T000000Z is still later than 20291231T230000Z (20291231T225500Z + 5 min.)"}"#
+            ),
+            Verdict::ClockSkew
+        );
         assert_eq!(
             classify(403, b"{\"message\":\"User is not authorized\"}"),
             Verdict::AuthFailed

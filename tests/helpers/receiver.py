@@ -6,7 +6,11 @@ verification verdict and the response sent). Signatures are recomputed with boto
 ``X-Amz-Date`` (never the current clock), so a pass means an AWS service would accept it.
 
 Responses are scriptable per request (status, body, connection reset, stall), which the tests
-use to drive the plugin's retry logic (DESIGN.md §6).
+use to drive the plugin's retry logic (DESIGN.md §6). Optional: HTTPS (``tls=(cert, key)``, with
+``tls_client_ca`` requiring a client certificate), a skewed clock (``clock_skew`` seconds: requests
+whose X-Amz-Date is more than ``skew_limit`` away from it get AWS's 403 clock-skew answer, and
+every ``Date`` header tells the skewed time; ``send_date=False`` omits it), and a count of the TCP
+connections accepted (keep-alive reuse).
 
 Also runnable for demos::
 
@@ -17,12 +21,15 @@ Also runnable for demos::
 from __future__ import annotations
 
 import argparse
+import calendar
+import email.utils
 import gzip
 import hashlib
 import hmac
 import json
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -100,8 +107,12 @@ class ReceivedRequest:
     service: Optional[str] = None
     signed_headers: list = field(default_factory=list)
     status: Optional[int] = None  # status sent; None when reset/stalled
-    outcome: str = ""  # "accepted", "rejected", "scripted", "reset", "stalled"
+    outcome: str = ""  # "accepted", "rejected", "scripted", "reset", "stalled", "skewed", ...
     received_at: float = 0.0
+    peer: Optional[tuple] = None  # the client's (address, port)
+    connection: Optional[int] = None  # index of the TCP connection (0, 1, ...) it came on
+    tls_peer_cn: Optional[str] = None  # CN of the verified client certificate (mutual TLS)
+    amz_date_skew: Optional[float] = None  # X-Amz-Date minus the receiver's clock, seconds
 
     @property
     def accepted(self) -> bool:
@@ -359,6 +370,19 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.receiver.verbose:
             super().log_message(fmt, *args)
 
+    def setup(self):
+        super().setup()
+        self.conn_index = self.server.receiver._new_connection(self)
+
+    def send_response(self, code, message=None):
+        # BaseHTTPRequestHandler.send_response with the receiver's own clock in Date
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Server", self.version_string())
+        date = self.server.receiver._date_header()
+        if date is not None:
+            self.send_header("Date", date)
+
     def _read_body(self) -> bytes:
         te = (self.headers.get("Transfer-Encoding") or "").lower()
         if "chunked" in te:
@@ -406,6 +430,81 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+class _TlsHandler(_Handler):
+    """The handler behind a TLS listening socket: the handshake runs here, on the connection's
+    own thread (not in the accept loop); a failed one is recorded and the connection dropped."""
+
+    def setup(self):
+        self.tls_failed = False
+        try:
+            self.request.settimeout(10)
+            self.request.do_handshake()
+            self.request.settimeout(None)
+        except (OSError, ValueError) as e:
+            self.tls_failed = True
+            self.server.receiver._tls_error(e)
+        super().setup()
+
+    def handle(self):
+        if not self.tls_failed:
+            super().handle()
+
+    def finish(self):
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def handle_error(self, request, client_address):
+        # a client that went away (reset, TLS alert) is not a receiver error; others print
+        import sys
+
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
+def _amz_epoch(amz_date: Optional[str]) -> Optional[float]:
+    try:
+        return float(calendar.timegm(time.strptime(amz_date or "", "%Y%m%dT%H%M%SZ")))
+    except ValueError:
+        return None
+
+
+def _amz(t: float) -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(t))
+
+
+def skew_error_body(style: str, amz_date: str, server_now: float, limit: float) -> tuple:
+    """(body, headers) of AWS's answer to a request signed at ``amz_date`` when the server's
+    clock says ``server_now``. ``style``: ``"json"`` (JSON-protocol services: CloudWatch Logs,
+    Firehose, API Gateway: InvalidSignatureException, "Signature expired" when the request is
+    too old, "Signature not yet current" when it is too new) or ``"xml"`` (S3-style
+    RequestTimeTooSkewed)."""
+    req_t = _amz_epoch(amz_date) or 0.0
+    if style == "xml":
+        body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>RequestTimeTooSkewed"
+                "</Code><Message>The difference between the request time and the current time "
+                f"is too large.</Message><RequestTime>{amz_date}</RequestTime><ServerTime>"
+                f"{_amz(server_now)}</ServerTime><MaxAllowedSkewMilliseconds>"
+                f"{int(limit * 1000)}</MaxAllowedSkewMilliseconds></Error>")
+        return body.encode(), {"Content-Type": "application/xml"}
+    minutes = int(limit // 60)
+    if req_t < server_now:
+        msg = (f"Signature expired: {amz_date} is now earlier than "
+               f"{_amz(server_now - limit)} ({_amz(server_now)} - {minutes} min.)")
+    else:
+        msg = (f"Signature not yet current: {amz_date} is still later than "
+               f"{_amz(server_now + limit)} ({_amz(server_now)} + {minutes} min.)")
+    body = json.dumps({"__type": "InvalidSignatureException", "message": msg}).encode()
+    return body, {"Content-Type": "application/x-amz-json-1.1",
+                  "x-amzn-ErrorType": "InvalidSignatureException"}
+
+
 class Receiver:
     """A threaded HTTP receiver on 127.0.0.1 that records and verifies requests.
 
@@ -417,6 +516,14 @@ class Receiver:
     ``max_body_bytes``: bodies larger than this (as received, before decompression) get 413.
     A body that does not parse is still answered 200 (``parse_error`` is recorded and it has no
     records) unless ``strict_body=True``, which answers 400.
+    ``tls``: (certfile, keyfile) serves HTTPS; ``tls_client_ca``: a CA file, and the receiver
+    then requires a client certificate signed by it (failed handshakes go to ``tls_errors``).
+    ``clock_skew``: seconds the receiver's clock is ahead of the real one (negative: behind);
+    when non-zero (or ``check_time=True``) a request whose X-Amz-Date is more than
+    ``skew_limit`` seconds from that clock is answered 403 in ``skew_style`` (see
+    :func:`skew_error_body`), outcome ``"skewed"``. Every response's ``Date`` header tells the
+    receiver's clock, unless ``send_date=False`` (no Date header at all).
+    ``connections``: how many TCP connections were accepted.
     """
 
     def __init__(
@@ -433,6 +540,13 @@ class Receiver:
         strict_body: bool = False,
         port: int = 0,
         verbose: bool = False,
+        tls: Optional[tuple] = None,
+        tls_client_ca: Optional[str] = None,
+        clock_skew: float = 0.0,
+        check_time: Optional[bool] = None,
+        skew_limit: float = 300.0,
+        skew_style: str = "json",
+        send_date: bool = True,
     ):
         self.credentials = [_as_cred(c) for c in credentials]
         self.region = region
@@ -448,9 +562,23 @@ class Receiver:
         self._lock = threading.RLock()  # a responder may call the accessors
         self._cond = threading.Condition(self._lock)
         self._requests: list[ReceivedRequest] = []
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
+        self.tls = tuple(str(x) for x in tls) if tls else None
+        self.clock_skew = clock_skew
+        self.check_time = bool(clock_skew) if check_time is None else check_time
+        self.skew_limit = skew_limit
+        self.skew_style = skew_style
+        self.send_date = send_date
+        self._connections = 0
+        self.tls_errors: list[str] = []
+        self._server = _Server(("127.0.0.1", port), _TlsHandler if self.tls else _Handler)
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            if tls_client_ca:
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(str(tls_client_ca))
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True,
+                                                  do_handshake_on_connect=False)
         self._server.receiver = self
         self._thread: Optional[threading.Thread] = None
 
@@ -462,7 +590,33 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted so far (TLS: those whose handshake succeeded)."""
+        with self._lock:
+            return self._connections
+
+    def now(self) -> float:
+        """The receiver's clock (real time plus ``clock_skew``)."""
+        return time.time() + self.clock_skew
+
+    def _date_header(self) -> Optional[str]:
+        if not self.send_date:
+            return None
+        return email.utils.formatdate(self.now(), usegmt=True)
+
+    def _new_connection(self, h) -> int:
+        with self._lock:
+            n = self._connections
+            self._connections += 1
+            return n
+
+    def _tls_error(self, e: BaseException):
+        with self._lock:
+            self.tls_errors.append(f"{type(e).__name__}: {e}")
 
     def endpoint(self, path: str = "/logs") -> str:
         return self.url + path
@@ -557,7 +711,22 @@ class Receiver:
         req = ReceivedRequest(
             index=idx, method=h.command, path=h.path,
             headers={k.lower(): v for k, v in header_list}, header_list=header_list,
-            raw_body=raw, received_at=time.time())
+            raw_body=raw, received_at=time.time(), peer=tuple(h.client_address[:2]),
+            connection=getattr(h, "conn_index", None))
+        if isinstance(h.connection, ssl.SSLSocket):
+            try:
+                cert = h.connection.getpeercert() or {}
+                for rdn in cert.get("subject", ()):
+                    for k, v in rdn:
+                        if k == "commonName":
+                            req.tls_peer_cn = v
+            except (OSError, ValueError):
+                pass
+        amz_t = _amz_epoch(req.headers.get("x-amz-date"))
+        if amz_t is not None:
+            req.amz_date_skew = amz_t - (req.received_at + self.clock_skew)
+        skewed = (self.check_time and req.amz_date_skew is not None
+                  and abs(req.amz_date_skew) > self.skew_limit)
         req.content_encoding = req.headers.get("content-encoding")
         try:
             req.body = decompress(raw, req.content_encoding)
@@ -570,11 +739,12 @@ class Receiver:
         with self._lock:
             self._requests.append(req)
             resp = None
-            if self._responder is not None:
+            # a request refused for its time consumes no scripted response
+            if not skewed and self._responder is not None:
                 resp = self._responder(req)
                 if resp is not None:
                     resp = self._as_response(resp)
-            if resp is None and self._responses:
+            if not skewed and resp is None and self._responses:
                 resp = self._responses.pop(0)
 
         verify = self.auth and (resp is None or resp.verify)
@@ -590,7 +760,12 @@ class Receiver:
             req.signed_headers = v["signed_headers"]
 
         try:
-            if verify and not req.auth_ok:
+            if skewed:
+                body, hdrs = skew_error_body(self.skew_style, req.headers["x-amz-date"],
+                                             req.received_at + self.clock_skew, self.skew_limit)
+                self._finish(req, "skewed", 403)
+                h._send(403, body, hdrs)
+            elif verify and not req.auth_ok:
                 self._finish(req, "rejected", 403)
                 h._send(403, SIGNATURE_MISMATCH_BODY)
             elif resp is not None and resp.reset == "before":
