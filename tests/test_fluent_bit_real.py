@@ -91,10 +91,64 @@ def test_real_fluent_bit_delivers_verified_records(tmp_path):
         rcv.stop()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "Fluent Bit v5.1.1 intermittently segfaults inside flb_upstream_conn_timeouts on an old "
-    "output worker thread during hot reload with Workers > 1 (about 1 reload in 10 here); "
-    "the plugin's own stack use is < 7 KiB; see README 'Known issues'"))
+# Fluent Bit's own bug (since v2.2.0, commit a5339d0cd; still in v5.1.1 and master): for a proxy
+# output both flb_proxy_output_cb_init (src/flb_plugin_proxy.c:588) and flb_output_init_all
+# (src/flb_output.c:1809) call flb_output_enable_multi_threading, so `Workers N` starts two pools
+# of N threads and ins->tp keeps only the second. flb_output_exit stops and joins that one only and
+# frees the instance; the first pool's threads never get work but keep running their 1.5 s timer
+# cb_thread_sched_timer -> flb_upstream_conn_timeouts(&ins->upstreams) on the freed instance, so
+# after a hot reload Fluent Bit dies with SIGSEGV. Any proxy plugin hits it (a 30-line C plugin
+# whose flush returns at once crashes on the 2nd reload); no plugin callback can prevent it.
+DOUBLE_POOL = ("Fluent Bit creates a proxy output's worker pool twice (flb_plugin_proxy.c:588 and "
+               "flb_output.c:1809) and never stops the first; its threads then read the instance "
+               "freed by hot reload in flb_upstream_conn_timeouts (SIGSEGV)")
+
+
+def out_worker_threads(pid: int) -> int:
+    """Output worker threads of a Fluent Bit process (named flb-out-<instance>-w<N>)."""
+    n = 0
+    for comm in Path(f"/proc/{pid}/task").glob("*/comm"):
+        try:
+            n += comm.read_text().startswith("flb-out-")
+        except OSError:  # the thread just ended
+            pass
+    return n
+
+
+def test_real_fluent_bit_starts_workers_threads_once(tmp_path):
+    rcv = Receiver(credentials=[CREDS], require_token=True).start()
+    cfg = tmp_path / "one.conf"
+    cfg.write_text(f"""
+[SERVICE]
+    Flush     0.2
+    Log_Level info
+[INPUT]
+    Name  dummy
+    Tag   workers
+    Rate  20
+[OUTPUT]
+    Name        sigv4_http
+    Match       *
+    endpoint    http://127.0.0.1:{rcv.port}/logs
+    aws_region  us-east-1
+    aws_service execute-api
+    Workers     2
+""")
+    proc = subprocess.Popen([FLUENT_BIT, "-e", str(plugin_so()), "-c", str(cfg)], env=fb_env(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        rcv.wait_for_records(5, timeout=15)
+        threads = out_worker_threads(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        rcv.stop()
+    assert proc.returncode == 0, out[-3000:]
+    if threads == 4 and out.count("worker #0 started") == 2:
+        pytest.xfail(DOUBLE_POOL)
+    assert threads == 2, out[-3000:]
+
+
 def test_real_fluent_bit_workers_and_hot_reload(tmp_path):
     a = Receiver(credentials=[CREDS], require_token=True).start()
     b = Receiver(credentials=[CREDS], require_token=True).start()
@@ -128,14 +182,22 @@ def test_real_fluent_bit_workers_and_hot_reload(tmp_path):
     try:
         a.wait_for_records(10, timeout=15)
         b.wait_for_records(10, timeout=15)
-        for _ in range(2):
+        # 2 x Workers 4; 16 means Fluent Bit's double pool (DOUBLE_POOL), whose leftover threads
+        # crash once a reload has freed their instance.
+        doubled = out_worker_threads(proc.pid) == 16
+        for _ in range(3):
             before = (len(a.records()), len(b.records()))
             proc.send_signal(signal.SIGHUP)
             time.sleep(3)
             if proc.poll() is not None:
-                pytest.fail("Fluent Bit died on hot reload:\n" + proc.stdout.read()[-4000:])
+                log = proc.stdout.read()[-4000:]
+                if doubled and "caught signal (SIGSEGV)" in log:
+                    pytest.xfail(DOUBLE_POOL)
+                pytest.fail("Fluent Bit died on hot reload:\n" + log)
             a.wait_for_records(before[0] + 10, timeout=15)
             b.wait_for_records(before[1] + 10, timeout=15)
+            if not doubled:  # a reload stops every old worker thread
+                assert out_worker_threads(proc.pid) == 8
     finally:
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
