@@ -18,11 +18,14 @@ int main(void) {
     O(flb_plugin_proxy_def, flags) O(flb_plugin_proxy_def, name) O(flb_plugin_proxy_def, description)
     O(flb_plugin_proxy_def, event_type) O(flb_plugin_proxy_def, config_map)
     S(flb_plugin_proxy_context) O(flb_plugin_proxy_context, remote_context) O(flb_plugin_proxy_context, proxy)
-    S(flb_api) O(flb_api, output_get_property) O(flb_api, log_print) O(flb_api, output_log_check)
+    S(flb_api) O(flb_api, output_get_property) O(flb_api, input_get_property)
+    O(flb_api, output_get_cmt_instance) O(flb_api, input_get_cmt_instance) O(flb_api, log_print)
+    O(flb_api, input_log_check) O(flb_api, output_log_check) O(flb_api, custom_get_property)
     O(flb_api, custom_log_check)
     S(flbgo_output_plugin) O(flbgo_output_plugin, name) O(flbgo_output_plugin, api)
     O(flbgo_output_plugin, o_ins) O(flbgo_output_plugin, context) O(flbgo_output_plugin, cb_init)
-    O(flbgo_output_plugin, cb_exit_ctx)
+    O(flbgo_output_plugin, cb_flush) O(flbgo_output_plugin, cb_flush_ctx)
+    O(flbgo_output_plugin, cb_exit) O(flbgo_output_plugin, cb_exit_ctx)
     return 0;
 }
 "#;
