@@ -459,7 +459,7 @@ def test_invalid_msgpack_is_error_with_offset(run_plugin, receiver, damage):
 def test_two_instances_under_valgrind(run_plugin, receiver_factory):
     rcv_a, rcv_b, instances, chunk_list, expected = _two_instance_setup(
         receiver_factory, per_kind=4, mixed=1)
-    res = run_plugin(instances, chunk_list, threads=2, cycles=2, stack=STACK, max_retries=0,
+    res = run_plugin(instances, chunk_list, threads=4, cycles=2, stack=STACK, max_retries=0,
                      valgrind=True, timeout=600)
     assert res.returncode == 0, res.describe()
     assert "ERROR SUMMARY: 0 errors" in (res.valgrind_log or ""), res.describe()
