@@ -365,10 +365,17 @@ fn run_variant(
             1,
             "the request is signed"
         );
-        assert_eq!(
-            stats.body_bytes.load(Ordering::SeqCst) - bytes0,
-            payload.len() as u64,
-            "the receiver got the body as compressed here"
+        // The plugin compresses the body as it is encoded, in pieces, which can move deflate's
+        // block boundaries by a few bytes compared with compressing it in one call here.
+        let got = stats.body_bytes.load(Ordering::SeqCst) - bytes0;
+        let want = payload.len() as u64;
+        assert!(
+            if c.is_none() {
+                got == want
+            } else {
+                got.abs_diff(want) * 200 <= want
+            },
+            "the receiver got {got} bytes, compressed here to {want}"
         );
         // Page faults per flush, then peak memory of single flushes (the process is otherwise
         // quiet; the RSS measure trims the C heap, so it comes last).
@@ -377,17 +384,26 @@ fn run_variant(
             assert_eq!(host.flush(&instance, &chunk, TAG), FLB_OK);
         }
         let faults = (measure::minor_faults() - faults0) as f64 / 4.0;
-        // For a profiler (`perf record`): FLUSH_BENCH_PROFILE=none|gzip|zstd only flushes
-        // chunks of the first variant with that codec for 10 s, then exits.
-        if std::env::var("FLUSH_BENCH_PROFILE").as_deref() == Ok(codec.name) {
-            let (started, mut flushes) = (Instant::now(), 0u64);
+        // For a profiler (`perf record`): FLUSH_BENCH_PROFILE=[k8s:|small:]none|gzip|zstd only
+        // flushes chunks of that variant (the first by default) with that codec for 10 s.
+        let profile = std::env::var("FLUSH_BENCH_PROFILE").unwrap_or_default();
+        if profile == codec.name || profile == format!("{name}:{}", codec.name) {
+            let (started, mut took) = (Instant::now(), Vec::new());
             while started.elapsed() < Duration::from_secs(10) {
+                let t = Instant::now();
                 assert_eq!(host.flush(&instance, &chunk, TAG), FLB_OK);
-                flushes += 1;
+                took.push(t.elapsed().as_secs_f64() * 1e3);
             }
+            took.sort_by(f64::total_cmp);
+            let q = |p: f64| took[((took.len() - 1) as f64 * p) as usize];
             println!(
-                "{flushes} flushes of {name} with compress {} in 10 s",
-                codec.name
+                "{} flushes of {name} with compress {} in 10 s; ms min {:.3} p10 {:.3} p50 {:.3} p90 {:.3}",
+                took.len(),
+                codec.name,
+                q(0.0),
+                q(0.1),
+                q(0.5),
+                q(0.9)
             );
             std::process::exit(0);
         }
