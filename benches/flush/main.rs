@@ -699,6 +699,15 @@ fn alternatives(mode: &Mode, chunk: &[u8], json: &[u8]) -> Vec<Alt> {
             Some(json.len() as f64 / size as f64),
             false,
         ));
+        // flate2's default backend, for the choice of backend (raw deflate, as gzip's payload)
+        let size = miniz_oxide::deflate::compress_to_vec(json, level as u8).len();
+        let id = suite.add(move || miniz_oxide::deflate::compress_to_vec(json, level as u8));
+        rows.push((
+            format!("deflate-{level} miniz_oxide (flate2 default)"),
+            id,
+            Some(json.len() as f64 / size as f64),
+            false,
+        ));
     }
     for level in [1, 3] {
         let mut f = ZstdFloor::new(level, json.len());
