@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Builds and runs every fuzz target for a time budget; fails on any crash, OOM or timeout and
-# copies the offending inputs to tests/fuzz_inputs/<target>/ (replayed by
-# tests/fuzz_regressions.rs and fuzz/tests/replay.rs).
+# copies the offending inputs to tests/fuzz_inputs/<target>/ (replayed by `cargo test` through
+# tests/fuzz_regressions.rs, and here, before fuzzing, by the target itself).
 #
 #   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]     (default 60 s, all targets)
 #
 # Environment: FUZZ_JOBS (targets run side by side; default: number of CPUs),
 # FUZZ_SANITIZER (address, the default, or none), FUZZ_ARGS (extra libFuzzer flags).
-# Needs cargo-fuzz (`cargo install cargo-fuzz`); a stable toolchain is enough: libFuzzer's
-# nightly-only flags are accepted with RUSTC_BOOTSTRAP=1, set here.
+# Needs cargo-fuzz (`cargo install cargo-fuzz --locked`, as .ci/run does) and a C++ compiler
+# (libFuzzer); a stable toolchain is enough: the nightly-only sanitizer flags cargo-fuzz passes
+# are accepted with RUSTC_BOOTSTRAP=1, set here. tests/run.sh runs this with 60 s per target.
 # Working corpora grow in fuzz/corpus/<target>/ (git-ignored) from the checked-in seeds in
 # fuzz/corpus_seed/<target>/; libFuzzer's own artifacts go to fuzz/artifacts/<target>/.
 set -euo pipefail
@@ -24,7 +25,7 @@ sanitizer="${FUZZ_SANITIZER:-address}"
 export RUSTC_BOOTSTRAP=1
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
-    echo "fuzz/run.sh: cargo-fuzz is missing; install it with: cargo install cargo-fuzz" >&2
+    echo "fuzz/run.sh: cargo-fuzz is missing; install it with: cargo install cargo-fuzz --locked" >&2
     exit 2
 fi
 

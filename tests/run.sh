@@ -2,8 +2,11 @@
 # The whole test suite: formatting and lints, Rust unit and integration tests, then the Python
 # suite that drives the built .so through the C host (tests/host/flb_host.c) against real parts:
 # a botocore-verifying receiver, tinyproxy, moto's STS and fake metadata endpoints in network
-# namespaces (those need root and skip with a message otherwise).
-# Dependencies: see .ci/run (Debian: tinyproxy valgrind iproute2; PyPI: tests/requirements.txt).
+# namespaces (those need root and skip with a message otherwise), then every fuzz target for a
+# short budget (fuzz/run.sh; FUZZ_SECONDS per target, default 60).
+# Dependencies: see .ci/run (Debian: tinyproxy valgrind iproute2 g++; PyPI: tests/requirements.txt;
+# cargo-fuzz). With FLB_SIGV4_CI=1 (set by .ci/run) nothing may be skipped: a skipped Python test
+# fails the run (tests/conftest.py) and so does a missing cargo-fuzz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
@@ -11,3 +14,12 @@ cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
 cargo build
 python3 -m pytest -ra tests/ "$@"
+if cargo fuzz --version >/dev/null 2>&1; then
+    fuzz/run.sh "${FUZZ_SECONDS:-60}"
+elif [ "${FLB_SIGV4_CI:-}" = 1 ]; then
+    echo "tests/run.sh: cargo-fuzz is missing, and CI (FLB_SIGV4_CI=1) must run the fuzzers" >&2
+    exit 1
+else
+    echo "tests/run.sh: SKIPPED the fuzzers: cargo-fuzz is not installed" \
+        "(cargo install cargo-fuzz --locked; see .ci/run)" >&2
+fi

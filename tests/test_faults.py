@@ -28,10 +28,12 @@ Scenario → test → what is asserted:
                                                                             then exactly once
   STS down longer than creds live   test_sts_down_longer_than_credential... RETRY once expired (logged),
                                                                             exactly once, valid keys
-  IMDS / container hang, close,     test_broken_credential_endpoint         RETRY within a bound, the
-  reset, garbage, HTTP garbage                                              provider named, no crash
+  IMDS / container hang, close,     test_broken_credential_endpoint_then_   RETRY within a bound, the
+  reset, garbage, HTTP garbage,     healthy                                 provider named, nothing
+  then healthy again                                                        sent; then exactly once
   IMDS hangs while init needs it    test_imds_hang_at_init_for_region       init fails in bounded time
-  DNS failure                       test_dns_failure_is_retry               RETRY, "dns error" logged
+  DNS failure, then resolvable      test_dns_failure_then_resolvable        RETRY, "dns error" logged;
+                                                                            then exactly once
 
 Network rule: nothing leaves loopback or a namespace the test creates. Tests outside a namespace
 use loopback endpoints only and AWS_EC2_METADATA_DISABLED=true (tests/helpers/host.py); the
@@ -49,7 +51,7 @@ import pytest
 from tests.conftest import CREDENTIALS, CREDS_ENV
 from tests.helpers import faults as F
 from tests.helpers import host as H
-from tests.helpers.fakes import FakeSTS
+from tests.helpers.fakes import FakeContainer, FakeIMDS, FakeSTS
 from tests.helpers.receiver import Response
 
 REGION, SERVICE = "us-east-1", "es"
@@ -466,41 +468,68 @@ METADATA_CASES = [(p, m) for p in ("imds", "container")
 @needs_ns
 @pytest.mark.parametrize("provider,mode", METADATA_CASES,
                          ids=[f"{p}-{m}" for p, m in METADATA_CASES])
-def test_broken_credential_endpoint(ns, stoppers, provider, mode):
+def test_broken_credential_endpoint_then_healthy(ns, stoppers, provider, mode):
     """Instance metadata (169.254.169.254) or the container endpoint (169.254.170.2) that hangs,
     closes the connection, resets it, answers bytes that are not HTTP, or answers 200 with a
-    body that is not what was asked. Init succeeds (the chain only checks configuration), each
-    flush returns FLB_RETRY within a bounded time with a log line naming the provider, nothing is
-    sent unsigned, nothing crashes."""
+    body that is not what was asked. Init succeeds (the chain only checks configuration); each
+    flush returns FLB_RETRY within a bounded time with a log line naming the provider; nothing
+    is sent. Then the endpoint is healthy again (a fake IMDSv2 / container endpoint takes the
+    same address and port): the chunks the host kept re-flushing are delivered, exactly once,
+    signed with the credentials the healthy endpoint issued. No crash."""
     N = _netns()
     addr = N.IMDS_ADDR if provider == "imds" else N.ECS_ADDR
+    path = "/v2/credentials/flbt"
     fault = F.RawFaultServer(addr, 80, mode, ns=ns).start()
     stoppers.append(fault.stop)
-    rcv = ns.call(lambda: receiver().start())
+    healthy = []
+    rcv = ns.call(lambda: receiver(
+        credentials=[], extra_credentials=lambda: [i.cred for f in healthy
+                                                   for i in f.issued()]).start())
     stoppers.append(rcv.stop)
     env = {"AWS_EC2_METADATA_DISABLED": None}
     props = {}
     if provider == "imds":
         props["aws_imds"] = "on"
     else:
-        env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = f"http://{addr}/v2/credentials/flbt"
-    chunk_list = F.numbered_chunks(1, 5)
-    res = F.run_host([instance(rcv.endpoint("/logs"), **props)], chunk_list, env=env,
-                     max_retries=1, retry_delay_ms=100, ns=ns, timeout=180)
-    wall = res.elapsed  # the host process's lifetime: load, init, flushes, exit, unload
+        env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = f"http://{addr}{path}"
+    chunk_list = F.numbered_chunks(3, 5)
+    run = F.HostRun([instance(rcv.endpoint("/logs"), **props)], chunk_list, env=env,
+                    threads=1, max_retries=500, retry_delay_ms=200, ns=ns, timeout=300).start()
+    try:
+        # the broken phase: at least two flushes refused for want of credentials
+        assert F.wait_until(lambda: run.stderr_text().count("chunk kept for retry") >= 2, 120), \
+            run.stderr_text()[-3000:]
+        sent_while_broken = len(rcv.requests())
+        connections = fault.connections
+        fault.stop()
+        fake = (FakeIMDS(addr, 80, ns=ns) if provider == "imds"
+                else FakeContainer(addr, 80, ns=ns, path=path))
+        healthy.append(fake)
+        fake.start()
+        stoppers.append(fake.stop)
+        healed_at = run.elapsed()
+        res = run.wait()
+    finally:
+        run.cleanup()
     assert_no_crash(res)
     assert res.returncode == 0, res.describe()
-    flush = res.summary["flushes"][0]
-    assert flush["results"] == [H.FLB_RETRY, H.FLB_RETRY] and flush["gave_up"], res.describe()
+    assert sent_while_broken == 0, "nothing may be sent without credentials"
+    assert connections >= 1
+    first = res.summary["flushes"][0]
+    assert first["results"][:2] == [H.FLB_RETRY, H.FLB_RETRY], res.describe()
     bound_ms = 15000 if provider == "imds" else 25000
-    assert max(flush["ms"]) < bound_ms, f"a flush took {flush['ms']} ms"
-    assert wall < 90, wall
-    assert fault.connections >= 1
+    refused_ms = [ms for f in res.summary["flushes"] for code, ms in zip(f["results"], f["ms"])
+                  if code == H.FLB_RETRY]
+    assert max(refused_ms) < bound_ms, f"a refused flush took {max(refused_ms)} ms"
     name = "imds" if provider == "imds" else "container"
     lines = [l for l in res.logs("warn") + res.logs("error") if name in l]
     assert lines, res.describe()
-    assert rcv.requests() == [], "nothing may be sent without credentials"
-    print(f"{provider}/{mode}: flush ms={flush['ms']} wall={wall:.1f}s log: {lines[0][:200]}")
+    assert fake.issued(), "the healthy endpoint was never asked"
+    rep = F.check_delivery(res, chunk_list, rcv.requests(), exactly_once=True)
+    assert_signed(rcv.requests())
+    assert {r.access_key for r in rcv.accepted()} <= {i.access_key for i in fake.issued()}
+    print(f"{provider}/{mode}: refused flushes ms={refused_ms} healed at {healed_at:.1f}s, "
+          f"done at {res.elapsed:.1f}s; {rep.line()}; log: {lines[0][:200]}")
 
 
 @needs_ns
@@ -524,19 +553,39 @@ def test_imds_hang_at_init_for_region(ns, stoppers):
 
 
 @needs_ns
-def test_dns_failure_is_retry(ns):
+def test_dns_failure_then_resolvable(ns, stoppers):
     """The endpoint's host name does not resolve: a reserved .invalid name, looked up inside a
-    namespace that has only lo (the resolver of /etc/resolv.conf is unreachable there, so no
-    query leaves). Every flush returns FLB_RETRY quickly with a DNS error in the log."""
-    inst = instance("http://logs.flbt-fault.invalid:8080/logs")
-    res = F.run_host([inst], F.numbered_chunks(2, 5), env=CREDS_ENV, max_retries=2,
-                     retry_delay_ms=100, ns=ns, timeout=120)
+    namespace that has only lo (the namespace's /etc/hosts — tests/helpers/netns.py set_hosts —
+    does not list it, and the resolver of /etc/resolv.conf is unreachable there, so no query
+    leaves). Every flush returns FLB_RETRY quickly with a DNS error in the log. Then the name is
+    added to the namespace's hosts file (rewritten in place, which the running host sees): the
+    same chunks, re-flushed by the host, are delivered exactly once."""
+    host_name = "logs.flbt-fault.invalid"
+    ns.set_hosts({})
+    rcv = _ns_receiver(ns, stoppers)
+    chunk_list = F.numbered_chunks(3, 5)
+    run = F.HostRun([instance(f"http://{host_name}:{rcv.port}/logs")], chunk_list,
+                    env=CREDS_ENV, threads=3, max_retries=300, retry_delay_ms=200, ns=ns,
+                    timeout=180).start()
+    try:
+        assert F.wait_until(lambda: run.stderr_text().count("chunk kept for retry") >= 6, 60), \
+            run.stderr_text()[-3000:]
+        sent_while_unresolvable = len(rcv.requests())
+        ns.set_hosts({host_name: REMOTE})
+        res = run.wait()
+    finally:
+        run.cleanup()
     assert_no_crash(res)
     assert res.returncode == 0, res.describe()
+    assert sent_while_unresolvable == 0
     for f in res.summary["flushes"]:
-        assert f["results"] == [H.FLB_RETRY] * 3 and f["gave_up"], res.describe()
-        assert max(f["ms"]) < 10000, f["ms"]
+        assert f["results"][0] == H.FLB_RETRY, res.describe()
+        retry_ms = [ms for code, ms in zip(f["results"], f["ms"]) if code == H.FLB_RETRY]
+        assert max(retry_ms) < 10000, f["ms"]
     warns = [l for l in res.logs("warn") if "chunk kept for retry" in l]
-    assert len(warns) == 6, res.describe()
+    assert len(warns) >= 6, res.describe()
     assert all(re.search(r"dns|lookup|resolve|name or service", l, re.I) for l in warns), warns
+    rep = F.check_delivery(res, chunk_list, rcv.requests(), exactly_once=True)
+    assert_signed(rcv.requests())
     print(warns[0])
+    print(rep.line())

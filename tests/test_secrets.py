@@ -1,14 +1,24 @@
-"""Secrets (issue 5, "Secrets"; DESIGN §8): representative scenarios of every credential source the
-plugin handles, run by the C host at Fluent Bit's most verbose ``Log_Level trace``, success and
-failure paths alike; every byte the host process writes (stdout with the summary, stderr with
-every plugin log line and anything printed by a panic or a child process) is searched for every
-secret value the scenario used — secret access keys, session tokens, a web identity token, a
-container authorization token, a proxy password — in its raw form, JSON- and URL-escaped, as the
-base64 of a Basic ``user:password``, and as any 16-character piece of it: zero hits. Each scenario
-also asserts that it really produced the log lines it is about (the test is not vacuous).
+"""Secrets (issue 5, "Secrets"; DESIGN §8).
+
+Suite-wide: every host run of every test (at ``Log_Level trace`` unless the test is about log
+levels) is searched for every secret the suite knows — tests/helpers/leaks.py, wired into
+tests/helpers/host.py and tests/helpers/faults.py by tests/conftest.py; a hit fails that test.
+
+This module adds focused scenarios of every credential source the plugin handles, success and
+failure paths alike, each asserting that it really produced the log lines it is about (the scan
+is not vacuous): environment keys, static keys of a shared credentials file (including a broken
+line next to a secret), credential_process, sts:AssumeRole, the container endpoint with its
+authorization token, web identity, EC2 instance metadata (IMDS-issued credentials and the IMDS
+session token), and a proxy password. Every byte the host process writes (stdout with the
+summary, stderr with every plugin log line and anything printed by a panic or a child process)
+is searched for every secret value the scenario used — secret access keys, session tokens, a web
+identity token, a container authorization token, a proxy password — in its raw form, JSON- and
+URL-escaped, as the base64 of a Basic ``user:password``, and as any 16-character piece of it:
+zero hits.
 
 Network rule: the proxy scenario runs in a private namespace (tinyproxy, receiver and host all
-inside); the others use loopback endpoints only, with AWS_EC2_METADATA_DISABLED=true.
+inside); the others use loopback endpoints only (the fake IMDS too, through
+AWS_EC2_METADATA_SERVICE_ENDPOINT), with AWS_EC2_METADATA_DISABLED=true except for the IMDS one.
 """
 
 from __future__ import annotations
@@ -19,13 +29,16 @@ import stat
 import sys
 import urllib.parse
 from pathlib import Path
+from secrets import token_urlsafe
 
 import pytest
 
 from tests.conftest import ACCESS_KEY, CREDENTIALS, CREDS_ENV, SECRET_KEY, SESSION_TOKEN
 from tests.helpers import faults as F
 from tests.helpers import host as H
-from tests.helpers.fakes import FakeContainer, FakeSTS, sts_error
+from tests.helpers import leaks
+from tests.helpers.fakes import FakeContainer, FakeIMDS, FakeSTS, sts_error
+from tests.helpers.leaks import find_leaks, forms, pieces  # noqa: F401 - the search, re-exported
 from tests.helpers.receiver import Response
 
 REGION, SERVICE = "us-east-1", "es"
@@ -38,34 +51,10 @@ PROXY_PASSWORD = "Pr0xyS3cretNeverLogged"
 PROCESS_SECRET = "ProcessSecretAccessKey/NeverLogged+000000001"
 PROCESS_TOKEN = "ProcessSessionToken//NeverLogged+FQoGZXIvYXdzEJr000000000000000001"
 PROCESS_KEY = "ASIAPROCSECRETS00001"
-WINDOW = 16
-
-
-def forms(secret: str) -> set:
-    """The ways a secret could show up in text."""
-    out = {secret, json.dumps(secret)[1:-1], urllib.parse.quote(secret, safe=""),
-           urllib.parse.quote_plus(secret)}
-    return {f for f in out if f}
-
-
-def pieces(secret: str) -> set:
-    if len(secret) <= WINDOW:
-        return {secret}
-    return {secret[i:i + WINDOW] for i in range(len(secret) - WINDOW + 1)}
-
-
-def find_leaks(blob: bytes, secrets: dict) -> list:
-    """(name, what) for every secret, or 16-character piece of one, found in ``blob``."""
-    text = blob.decode("utf-8", "replace")
-    hits = []
-    for name, value in secrets.items():
-        for f in forms(value):
-            for p in pieces(f):
-                if p in text:
-                    i = text.index(p)
-                    hits.append((name, p, text[max(0, i - 80):i + 80]))
-                    break
-    return hits
+STATIC_KEY = ("AKIDSTATICFILEFLBT01", "StaticFileSecretKey/NeverLogged+00000000001",
+              "StaticFileSessionToken//NeverLogged+FQoGZXIvYXdzEJr0000000000001")
+BROKEN_LINE_SECRET = "SecretOnABrokenLine/NeverLogged+000000000001"
+IMDS_BROKEN_SECRET = "ImdsHalfDocumentSecret/NeverLogged+0000000001"
 
 
 def check(res: H.HostResult, secrets: dict, *, expect_logs: list, min_lines: int = 4,
@@ -73,9 +62,9 @@ def check(res: H.HostResult, secrets: dict, *, expect_logs: list, min_lines: int
     """Zero hits in every byte of stdout + stderr, and the scenario's log lines are there."""
     blob = getattr(res, "raw_stdout", res.stdout.encode()) + \
         getattr(res, "raw_stderr", res.stderr.encode())
-    leaks = find_leaks(blob, secrets)
-    assert not leaks, "secrets in the host's output:\n" + "\n".join(
-        f"  {n}: {p!r} in ...{ctx!r}..." for n, p, ctx in leaks[:10])
+    hits = find_leaks(blob, secrets)
+    assert not hits, "secrets in the host's output:\n" + "\n".join(
+        f"  {n}: {p!r} in ...{ctx!r}..." for n, p, ctx in hits[:10])
     assert "panicked" not in res.stderr, res.describe()
     lines = res.log_lines
     assert len(lines) >= min_lines, f"only {len(lines)} log lines:\n" + res.stderr[-3000:]
@@ -286,6 +275,75 @@ def test_web_identity_token(recv, tmp_path):
     check(res_bad, secrets, expect_logs=["InvalidIdentityToken"])
 
 
+EXPIRED_403 = Response(status=403, body='{"__type":"ExpiredTokenException","message":"The '
+                                      'security token included in the request is expired"}')
+
+
+def test_shared_credentials_file_static_keys(recv, tmp_path):
+    """Static keys (with a session token) from a shared credentials file: a delivery after a 403
+    (logged with its body); then the same file with a line that has no ``=`` and carries a
+    secret (a parse error, which must not quote that line's value); then a profile with a
+    secret key but no key id."""
+    key, secret, token = STATIC_KEY
+    rcv = recv(credentials=[STATIC_KEY], require_token=True)
+    rcv.script(Response(status=403, body='{"message":"no permission for this index"}'))
+    creds = tmp_path / "credentials"
+    env = {"AWS_SHARED_CREDENTIALS_FILE": str(creds),
+           "AWS_CONFIG_FILE": str(tmp_path / "no-config")}
+    creds.write_text(f"[default]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n"
+                     f"aws_session_token = {token}\n")
+    res_ok = run([instance(rcv.endpoint("/logs"))], env=env)
+    creds.write_text(f"[default]\naws_access_key_id = {key}\n"
+                     f"aws_secret_access_key {BROKEN_LINE_SECRET}\n")
+    res_broken = run([instance(rcv.endpoint("/logs"))], env=env)
+    creds.write_text(f"[default]\naws_secret_access_key = {secret}\n"
+                     f"aws_session_token = {token}\n")
+    res_half = run([instance(rcv.endpoint("/logs"))], env=env)
+    secrets = {"static secret key": secret, "static session token": token,
+               "secret on a broken line": BROKEN_LINE_SECRET}
+    assert res_ok.returncode == 0 and res_ok.results()[0][-1] == H.FLB_OK, res_ok.describe()
+    assert [r.auth_ok for r in rcv.requests()].count(True) >= 2
+    check(res_ok, secrets, expect_logs=[str(creds), "HTTP 403", "delivered"], debug=True)
+    assert res_broken.returncode == H.EXIT_INIT, res_broken.describe()
+    check(res_broken, secrets, expect_logs=[str(creds), "line 3"], min_lines=1)
+    assert res_half.returncode == H.EXIT_INIT, res_half.describe()
+    check(res_half, secrets, expect_logs=["aws_access_key_id"], min_lines=1)
+
+
+def test_imds_issued_credentials(recv):
+    """EC2 instance metadata (a fake IMDSv2 on loopback, AWS_EC2_METADATA_SERVICE_ENDPOINT):
+    delivery with the IMDS-issued credentials, a 403 ExpiredToken (fetched again from IMDS and
+    re-sent), then an IMDS credentials document cut short after its secret key. The issued
+    secret keys and session tokens and the IMDS session tokens appear nowhere."""
+    imds = FakeIMDS("127.0.0.1", 0, lifetime=3600).start()
+    try:
+        rcv = recv(credentials=[], require_token=True,
+                   extra_credentials=lambda: [i.cred for i in imds.issued()])
+        rcv.script(EXPIRED_403)
+        env = {"AWS_EC2_METADATA_DISABLED": None, "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.url}
+        inst = instance(rcv.endpoint("/logs"), aws_imds="on")
+        res_ok = run([inst], env=env)
+        imds.broken_credentials = ('{"Code":"Success","AccessKeyId":"ASIABROKENIMDS000001",'
+                                   f'"SecretAccessKey":"{IMDS_BROKEN_SECRET}","Token":')
+        res_bad = run([inst], env=env)
+    finally:
+        imds.stop()
+    issued = imds.issued()
+    assert len(issued) >= 2, "the ExpiredToken answer did not make the plugin fetch again"
+    assert imds.tokens, "no IMDSv2 session token was handed out"
+    secrets = {"IMDS secret on a broken document": IMDS_BROKEN_SECRET}
+    for i, iss in enumerate(issued):
+        secrets[f"imds secret {i}"] = iss.secret_key
+        secrets[f"imds session token {i}"] = iss.token
+    for i, tok in enumerate(sorted(imds.tokens)):
+        secrets[f"IMDSv2 session token {i}"] = tok
+    assert res_ok.results()[0][-1] == H.FLB_OK, res_ok.describe()
+    assert {r.access_key for r in rcv.accepted()} <= {i.access_key for i in issued}
+    check(res_ok, secrets, expect_logs=["imds", "refreshing", "delivered"], debug=True)
+    assert set(res_bad.results()[0]) == {H.FLB_RETRY}, res_bad.describe()
+    check(res_bad, secrets, expect_logs=["imds", "no usable credentials"])
+
+
 # -- proxy with a password (network namespace) ---------------------------------------------------
 
 
@@ -346,6 +404,30 @@ def test_proxy_password(tmp_path):
         check(res, secrets, expect_logs=["tunnel", "chunk kept for retry"])
 
 
+def test_every_host_run_is_scanned_at_trace_level(recv, mock_so, plugin_so):
+    """The suite-wide rules are live: a host run without a chosen level logs at trace, and a
+    run whose output carries a secret fails — through tests/helpers/host.py and through
+    tests/helpers/faults.py (the mock plugin logs a property's value when asked to)."""
+    assert H.default_log_level() == "trace"
+    assert "Log_Level trace" in H.config_text([{}]), H.config_text([{}])
+    rcv = recv(credentials=[CREDENTIALS], require_token=True)
+    res = H.run_host([instance(rcv.endpoint("/logs"))], F.numbered_chunks(1, 1),
+                     so=plugin_so, env=CREDS_ENV)
+    assert res.results() == [[H.FLB_OK]], res.describe()
+    assert res.logs("debug"), res.describe()
+    leaky = [{"mock_dump": "x_note", "x_note": f"oops-{SECRET_KEY[4:24]}"}]
+    with pytest.raises(leaks.SecretLeak, match="conftest.py SECRET_KEY"):
+        H.run_host(leaky, so=mock_so)
+    with pytest.raises(leaks.SecretLeak, match="conftest.py SECRET_KEY"):
+        F.run_host(leaky, so=mock_so)
+    # a secret only this run was handed (its environment) is found too
+    fresh = "HandedToThisRunOnly/" + token_urlsafe(16)
+    with pytest.raises(leaks.SecretLeak, match="AWS_SESSION_TOKEN"):
+        H.run_host([{"mock_dump": "x_note", "x_note": fresh}], so=mock_so,
+                   env={"AWS_SESSION_TOKEN": fresh})
+    assert H.run_host([{"mock_dump": "x_note", "x_note": "harmless"}], so=mock_so).returncode == 0
+
+
 def test_leak_finder_is_not_blind():
     """The search itself: a planted secret, a JSON-escaped one and a 16-character piece are
     found."""
@@ -357,3 +439,14 @@ def test_leak_finder_is_not_blind():
     assert find_leaks(urllib.parse.quote(PROXY_PASSWORD + "/x", safe="").encode(),
                       {"p": PROXY_PASSWORD + "/x"})
     assert sys.getdefaultencoding() == "utf-8"
+    # the suite-wide scan: a registered secret, and one a run was handed, are found
+    assert leaks.REGISTRY.find(f"x {SECRET_KEY[3:25]} y")
+    fresh = "RunOnlySecret/" + token_urlsafe(20)  # in no registry: found through the run's env
+    with pytest.raises(leaks.SecretLeak):
+        leaks.check_run(f"[HOST] [trace] {fresh[2:22]}".encode(),
+                        {"AWS_SECRET_ACCESS_KEY": fresh})
+    pw = "Passw0rd" + token_urlsafe(12)
+    with pytest.raises(leaks.SecretLeak):
+        leaks.check_run(base64.b64encode(f"u:{pw}".encode()),
+                        {"HTTPS_PROXY": f"http://u:{pw}@127.0.0.1:3128"})
+    assert leaks.check_run(b"[HOST] [info] nothing secret", dict(CREDS_ENV)) >= 2

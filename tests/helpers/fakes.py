@@ -41,6 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
+from tests.helpers import leaks
 from tests.helpers.receiver import CredentialSet, _as_cred, verify_sigv4
 
 _AKID_RE = re.compile(r"Credential=([A-Z0-9]+)/")
@@ -133,7 +134,7 @@ def new_credentials(prefix: str, issuer: str, lifetime: float, role: Optional[st
     p = re.sub(r"[^A-Z0-9]", "", prefix.upper())[:6].ljust(6, "X")
     akid = f"ASIA{p}{n:06d}{secrets.token_hex(2).upper()}"
     now = time.time()
-    return Issued(
+    iss = Issued(
         access_key=akid,
         secret_key=secrets.token_urlsafe(30)[:40],
         token="FQoG" + secrets.token_urlsafe(96),
@@ -143,6 +144,8 @@ def new_credentials(prefix: str, issuer: str, lifetime: float, role: Optional[st
         role=role,
         action=action,
     )
+    leaks.register_issued(iss)  # every host run's output is searched for it
+    return iss
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -334,6 +337,7 @@ class FakeIMDS(FakeServer):
                 call.note = "token PUT without a valid TTL header"
                 return 400, "text/plain", "Bad Request"
             tok = "IMDSTOKEN-" + secrets.token_urlsafe(24)
+            leaks.register("IMDS session token", tok)
             with self._lock:
                 self.tokens.add(tok)
             return 200, "text/plain", tok

@@ -81,7 +81,10 @@ class HostRun:
     to :func:`tests.helpers.host.host_env` (None values remove); ``extra_args``: more host
     options (e.g. ``--leak-check-cycles``); ``sample_every``: seconds between /proc samples of
     the host process (``samples`` of the result); ``ns``: a
-    :class:`tests.helpers.netns.NetNS` to run the host in."""
+    :class:`tests.helpers.netns.NetNS` to run the host in. ``log_level``: the config's
+    Log_Level (default :func:`tests.helpers.host.default_log_level`, ``trace`` in the suite).
+    :meth:`wait` searches the host's whole output for secrets
+    (:func:`tests.helpers.host.scan_output`) and fails on a hit."""
 
     def __init__(self, instances, chunks: Sequence = (), *, so: Optional[Path] = None,
                  env: Optional[Mapping[str, Optional[str]]] = None,
@@ -89,7 +92,8 @@ class HostRun:
                  cycles: Optional[int] = None, stack: Optional[int] = None,
                  retry_delay_ms: Optional[int] = 100, max_retries: Optional[int] = None,
                  flush_interval_ms: Optional[int] = None, extra_args: Sequence[str] = (),
-                 log_level: str = "info", service: Optional[Mapping[str, object]] = None,
+                 log_level: Optional[str] = None,
+                 service: Optional[Mapping[str, object]] = None,
                  valgrind: bool = False, valgrind_tool_args: Optional[Sequence[str]] = None,
                  sample_every: Optional[float] = None, ns=None, timeout: float = 600,
                  workdir: Optional[Path] = None):
@@ -232,13 +236,16 @@ class HostRun:
         vg = None
         if self.vg_log is not None and self.vg_log.exists():
             vg = self.vg_log.read_text(errors="replace")
+        raw_stdout = (self.dir / "stdout").read_bytes()
+        raw_stderr = (self.dir / "stderr").read_bytes()
+        H.scan_output(raw_stdout + raw_stderr, self.env, self.config)
         res = H.HostResult(returncode=rc, summary=summary, stdout=stdout, stderr=stderr,
                            cmd=self.cmd, valgrind_log=vg, workdir=self.dir,
                            log_lines=[l for l in stderr.splitlines() if l.startswith("[HOST] ")])
         res.samples = list(self.samples)
         res.elapsed = elapsed
-        res.raw_stdout = (self.dir / "stdout").read_bytes()
-        res.raw_stderr = (self.dir / "stderr").read_bytes()
+        res.raw_stdout = raw_stdout
+        res.raw_stderr = raw_stderr
         return res
 
     def run(self) -> H.HostResult:
@@ -650,8 +657,13 @@ class RawFaultServer:
         return self
 
     def stop(self):
+        """Down: the port is free again when this returns (a healthy server may take it)."""
         self._stop.set()
         if self.sock is not None:
+            try:  # wakes the thread blocked in accept(), which would keep the port listening
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             try:
                 self.sock.close()
             except OSError:

@@ -6,6 +6,11 @@
 * :func:`host_binary` compiles the host once per session into tests/.build/.
 * :func:`write_config` writes a Fluent Bit classic config.
 * :func:`run_host` runs the host with an explicit environment and returns a :class:`HostResult`.
+
+Every run's output is searched for secrets (tests/helpers/leaks.py: :func:`scan_output`); a hit
+fails the test. The host's ``Log_Level`` defaults to :func:`default_log_level`:
+``$FLB_SIGV4_TEST_LOG_LEVEL``, which tests/conftest.py sets to ``trace`` for the whole suite (so
+the scan sees the most verbose output), else ``info``; tests about log levels pass their own.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence, Union
+
+from tests.helpers import leaks
 
 REPO = Path(__file__).resolve().parents[2]
 TESTS = REPO / "tests"
@@ -112,11 +119,18 @@ def _items(inst: Instance) -> list:
     return list(inst)
 
 
+def default_log_level() -> str:
+    """The host's Log_Level when a test does not choose one: $FLB_SIGV4_TEST_LOG_LEVEL (the suite
+    sets ``trace``), else ``info``."""
+    return os.environ.get("FLB_SIGV4_TEST_LOG_LEVEL") or "info"
+
+
 def config_text(instances: Sequence[Instance], service: Optional[Mapping[str, object]] = None,
-                log_level: str = "info") -> str:
+                log_level: Optional[str] = None) -> str:
     """A Fluent Bit classic config. Each instance is a dict or a list of (key, value) pairs
-    (a list allows repeated keys); ``Name sigv4_http`` is added unless given."""
-    lines = ["[SERVICE]", f"    Log_Level {log_level}"]
+    (a list allows repeated keys); ``Name sigv4_http`` is added unless given. ``log_level``:
+    :func:`default_log_level` unless given."""
+    lines = ["[SERVICE]", f"    Log_Level {log_level or default_log_level()}"]
     for k, v in (service or {}).items():
         lines.append(f"    {k} {v}")
     for inst in instances:
@@ -216,7 +230,7 @@ def run_host(
     flush_interval_ms: Optional[int] = None,
     hot_reload: bool = False,
     env: Optional[Mapping[str, Optional[str]]] = None,
-    log_level: str = "info",
+    log_level: Optional[str] = None,
     timeout: float = 120,
     valgrind: bool = False,
     valgrind_args: Sequence[str] = (),
@@ -264,8 +278,8 @@ def run_host(
             if SUPPRESSIONS.exists():
                 vg.append(f"--suppressions={SUPPRESSIONS}")
             cmd = vg + list(valgrind_args) + cmd
-        proc = subprocess.run(cmd, env=host_env(env, home), capture_output=True, timeout=timeout,
-                              cwd=wd)
+        cmd_env = host_env(env, home)
+        proc = subprocess.run(cmd, env=cmd_env, capture_output=True, timeout=timeout, cwd=wd)
         stdout = proc.stdout.decode("utf-8", "replace")
         stderr = proc.stderr.decode("utf-8", "replace")
         summary = None
@@ -273,6 +287,7 @@ def run_host(
             if line.startswith("{"):
                 summary = json.loads(line)
                 break
+        scan_output(proc.stdout + proc.stderr, cmd_env, config)
         return HostResult(
             returncode=proc.returncode, summary=summary, stdout=stdout, stderr=stderr, cmd=cmd,
             valgrind_log=vg_log.read_text(errors="replace") if vg_log and vg_log.exists() else None,
@@ -281,6 +296,13 @@ def run_host(
     finally:
         if own_dir:
             shutil.rmtree(wd, ignore_errors=True)
+
+
+def scan_output(blob: bytes, env: Mapping[str, str], config=None) -> int:
+    """Fails (:class:`tests.helpers.leaks.SecretLeak`) when the host's output ``blob`` contains a
+    secret of the suite's registry or one this run was given (its environment ``env``, the
+    files it names, the ``config``): see tests/helpers/leaks.py."""
+    return leaks.check_run(bytes(blob), env, Path(config) if config is not None else None)
 
 
 def have_valgrind() -> bool:

@@ -195,7 +195,10 @@ impl Imds {
         match status.as_u16() {
             200 => {
                 let t = String::from_utf8_lossy(&body).trim().to_string();
-                if t.is_empty() || t.contains(['\r', '\n']) {
+                // A token must be usable as a header value (visible ASCII): anything else (an
+                // HTML page from a broken endpoint) would be cached for hours and make every
+                // later request fail before it is sent, even once the endpoint is healthy.
+                if t.is_empty() || t.len() > 4096 || !t.bytes().all(|b| b.is_ascii_graphic()) {
                     return Err("IMDSv2 token request returned an unusable token".into());
                 }
                 *slot = Some((t.clone(), Instant::now() + Duration::from_secs(TOKEN_TTL_SECS - 120)));
