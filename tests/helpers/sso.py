@@ -31,6 +31,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+from tests.helpers import leaks
 from tests.helpers.fakes import Call, FakeServer, new_credentials
 
 ROLE_CREDENTIALS_PATH = "/federation/credentials"
@@ -93,6 +94,11 @@ def write_token_cache(home: Path, key: str, access_token: str, expires_at: float
     if client_id is not None:
         doc.update(clientId=client_id, clientSecret=client_secret, refreshToken=refresh_token,
                    registrationExpiresAt=_iso(registration_expires_at or time.time() + 86400))
+    # every host run's output is searched for these (tests/helpers/leaks.py)
+    leaks.register("SSO access token", access_token)
+    for name, value in (("SSO client secret", client_secret), ("SSO refresh token", refresh_token)):
+        if value:
+            leaks.register(name, value)
     p = cache_path(home, key)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(doc))
@@ -177,6 +183,8 @@ class FakeIdentityCenter(FakeServer):
             with self._mint_lock:
                 new_access = "SSOACCESS-" + secrets.token_urlsafe(32)
                 new_refresh = "SSOREFRESH-" + secrets.token_urlsafe(32)
+                leaks.register("SSO refreshed access token", new_access)
+                leaks.register("SSO refreshed refresh token", new_refresh)
                 self.access_tokens.add(new_access)
                 self.minted_tokens.append(new_access)
                 self.client = (want[0], want[1], new_refresh)
