@@ -32,7 +32,6 @@ import json
 import re
 import secrets
 import ssl
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -104,27 +103,14 @@ _counter = itertools.count(1)
 
 
 def make_tls(directory: Path, ip: str) -> tuple:
-    """A throw-away CA and a server certificate for ``ip`` signed by it (openssl CLI).
-    Returns (ca_pem_path, server SSLContext)."""
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
+    """A throw-away CA and a server certificate for ``ip`` signed by it. Returns (ca_pem_path,
+    server SSLContext)."""
+    from tests.helpers.tls import make_pki
 
-    def run(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=flbt test CA",
-        "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"))
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={ip}", "-keyout",
-        str(d / "server.key"), "-out", str(d / "server.csr"))
-    (d / "ext.cnf").write_text(f"subjectAltName=IP:{ip}\nbasicConstraints=CA:FALSE\n"
-                               "keyUsage=digitalSignature,keyEncipherment\n"
-                               "extendedKeyUsage=serverAuth\n")
-    run("x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "ca.pem"), "-CAkey",
-        str(d / "ca.key"), "-CAcreateserial", "-days", "2", "-extfile", str(d / "ext.cnf"),
-        "-out", str(d / "server.pem"))
+    pki = make_pki(directory, ips=(ip,), names=())
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(str(d / "server.pem"), str(d / "server.key"))
-    return d / "ca.pem", ctx
+    ctx.load_cert_chain(str(pki["server_cert"]), str(pki["server_key"]))
+    return pki["ca"], ctx
 
 
 def new_credentials(prefix: str, issuer: str, lifetime: float, role: Optional[str] = None,

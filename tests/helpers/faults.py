@@ -110,24 +110,10 @@ class HostRun:
             config = H.write_config(self.dir / "fluent-bit.conf", instances, log_level=log_level,
                                     service=service)
         self.config = config
-        paths = []
-        for i, c in enumerate(chunks):
-            if isinstance(c, (str, Path)):
-                paths.append(Path(c))
-                continue
-            data = c if isinstance(c, (bytes, bytearray)) else c.data
-            p = self.dir / f"{i:04d}-{getattr(c, 'name', None) or 'chunk.bin'}"
-            p.write_bytes(bytes(data))
-            paths.append(p)
-        cmd = [str(self.host), "--so", str(self.so), "--config", str(config)]
-        for p in paths:
-            cmd += ["--chunk", str(p)]
-        for opt, val in (("--threads", threads), ("--flushes", flushes), ("--cycles", cycles),
-                         ("--stack", stack), ("--retry-delay-ms", retry_delay_ms),
-                         ("--max-retries", max_retries),
-                         ("--flush-interval-ms", flush_interval_ms)):
-            if val is not None:
-                cmd += [opt, str(val)]
+        cmd = H.host_command(self.host, self.so, config, H.write_chunks(self.dir, chunks),
+                             threads=threads, flushes=flushes, cycles=cycles, stack=stack,
+                             retry_delay_ms=retry_delay_ms, max_retries=max_retries,
+                             flush_interval_ms=flush_interval_ms)
         cmd += list(extra_args)
         self.vg_log: Optional[Path] = None
         if valgrind:
@@ -860,55 +846,11 @@ def check_delivery(res: H.HostResult, chunk_list: Sequence, requests: Sequence,
 def make_tls_files(directory: Path, ips: Sequence[str] = ("127.0.0.1",),
                    names: Sequence[str] = ("localhost",)) -> dict:
     """A CA (``ca``) and a server certificate/key signed by it (``cert``, ``key``) for ``ips`` and
-    ``names`` (P-256, valid two days), as PEM files. Uses the ``cryptography`` package (a
-    dependency of moto, tests/requirements.txt)."""
-    import datetime as dt
-    import ipaddress
+    ``names``, as PEM files (see :func:`tests.helpers.tls.make_pki`)."""
+    from tests.helpers.tls import make_pki
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
-    later = now + dt.timedelta(days=2)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "flbt test CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now).not_valid_after(later)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
-                                       False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
-                         critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    san = [x509.IPAddress(ipaddress.ip_address(i)) for i in ips] + \
-        [x509.DNSName(n) for n in names]
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "flbt receiver")]))
-            .issuer_name(ca_name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(later)
-            .add_extension(x509.SubjectAlternativeName(san), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False,
-                                         False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-                           critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    paths = {"ca": d / "ca.pem", "cert": d / "server.pem", "key": d / "server.key"}
-    paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                               serialization.PrivateFormat.PKCS8,
-                                               serialization.NoEncryption()))
-    return paths
+    pki = make_pki(directory, ips=ips, names=names)
+    return {"ca": pki["ca"], "cert": pki["server_cert"], "key": pki["server_key"]}
 
 
 # ------------------------------------------------------------------------------------------------

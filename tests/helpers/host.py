@@ -216,6 +216,34 @@ def host_env(extra: Optional[Mapping[str, Optional[str]]] = None, home: Optional
     return env
 
 
+def write_chunks(directory: Path, chunks: Sequence) -> list:
+    """Paths of ``chunks`` (paths, bytes, or objects with ``.data`` and ``.name``), writing those
+    that are not files yet into ``directory``."""
+    paths = []
+    for i, c in enumerate(chunks):
+        if isinstance(c, (str, Path)):
+            paths.append(Path(c))
+            continue
+        data = c if isinstance(c, (bytes, bytearray)) else c.data
+        p = Path(directory) / f"{i:04d}-{getattr(c, 'name', None) or 'chunk.bin'}"
+        p.write_bytes(bytes(data))
+        paths.append(p)
+    return paths
+
+
+def host_command(host: Path, so: Path, config: Path, chunk_paths: Sequence[Path], **opts) -> list:
+    """The C host's command line: ``opts`` are its numeric options by keyword (``threads``,
+    ``flushes``, ``cycles``, ``stack``, ``retry_delay_ms``, ``max_retries``,
+    ``flush_interval_ms``); ``None`` leaves the host's default."""
+    cmd = [str(host), "--so", str(so), "--config", str(config)]
+    for p in chunk_paths:
+        cmd += ["--chunk", str(p)]
+    for key, val in opts.items():
+        if val is not None:
+            cmd += ["--" + key.replace("_", "-"), str(val)]
+    return cmd
+
+
 def run_host(
     config: Union[Path, Sequence[Instance]],
     chunks: Sequence[Union[Path, bytes, object]] = (),
@@ -248,25 +276,10 @@ def run_host(
     try:
         if not isinstance(config, (str, Path)):
             config = write_config(wd / "fluent-bit.conf", config, log_level=log_level)
-        chunk_paths = []
-        for i, c in enumerate(chunks):
-            if isinstance(c, (str, Path)):
-                chunk_paths.append(Path(c))
-                continue
-            data = c if isinstance(c, (bytes, bytearray)) else c.data
-            name = getattr(c, "name", None) or f"chunk{i}.bin"
-            p = wd / f"{i:03d}-{name}"
-            p.write_bytes(bytes(data))
-            chunk_paths.append(p)
-        cmd = [str(host), "--so", str(so), "--config", str(config)]
-        for p in chunk_paths:
-            cmd += ["--chunk", str(p)]
-        for opt, val in (("--threads", threads), ("--flushes", flushes), ("--cycles", cycles),
-                         ("--stack", stack), ("--retry-delay-ms", retry_delay_ms),
-                         ("--max-retries", max_retries),
-                         ("--flush-interval-ms", flush_interval_ms)):
-            if val is not None:
-                cmd += [opt, str(val)]
+        cmd = host_command(host, so, config, write_chunks(wd, chunks), threads=threads,
+                           flushes=flushes, cycles=cycles, stack=stack,
+                           retry_delay_ms=retry_delay_ms, max_retries=max_retries,
+                           flush_interval_ms=flush_interval_ms)
         if hot_reload:
             cmd.append("--hot-reload")
         vg_log = None

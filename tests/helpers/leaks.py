@@ -40,7 +40,7 @@ import re
 import threading
 import urllib.parse
 from pathlib import Path
-from typing import Iterable, Mapping, Optional
+from typing import Mapping, Optional
 
 WINDOW = 16
 _STRIDE = WINDOW // 2

@@ -2,7 +2,7 @@
 token endpoint) that the plugin reaches under its real host names, the AWS CLI's token cache,
 and the TLS material for it.
 
-* :func:`make_tls` — a throw-away CA and a server certificate for DNS names (openssl CLI); the
+* :func:`make_tls` — a throw-away CA and a server certificate for DNS names (tests/helpers/tls.py); the
   tests trust the CA with ``AWS_CA_BUNDLE``.
 * :func:`write_token_cache` — ``$HOME/.aws/sso/cache/<sha1(key)>.json`` as ``aws sso login``
   writes it; ``key`` is the ``sso_session`` name, or the ``sso_start_url`` for legacy profiles
@@ -24,7 +24,6 @@ import hashlib
 import json
 import secrets
 import ssl
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -50,26 +49,12 @@ def oidc_host(region: str) -> str:
 def make_tls(directory: Path, dns_names: Sequence[str], ips: Iterable[str] = ()) -> tuple:
     """A throw-away CA and a server certificate for ``dns_names`` (and ``ips``) signed by it.
     Returns (ca_pem_path, server SSLContext)."""
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
+    from tests.helpers.tls import make_pki
 
-    def run(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-        "/CN=flbt sso test CA", "-keyout", str(d / "ca.key"), "-out", str(d / "ca.pem"))
-    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={dns_names[0]}", "-keyout",
-        str(d / "server.key"), "-out", str(d / "server.csr"))
-    san = ",".join([f"DNS:{n}" for n in dns_names] + [f"IP:{i}" for i in ips])
-    (d / "ext.cnf").write_text(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n"
-                               "keyUsage=digitalSignature,keyEncipherment\n"
-                               "extendedKeyUsage=serverAuth\n")
-    run("x509", "-req", "-in", str(d / "server.csr"), "-CA", str(d / "ca.pem"), "-CAkey",
-        str(d / "ca.key"), "-CAcreateserial", "-days", "2", "-extfile", str(d / "ext.cnf"),
-        "-out", str(d / "server.pem"))
+    pki = make_pki(directory, ips=tuple(ips), names=tuple(dns_names))
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(str(d / "server.pem"), str(d / "server.key"))
-    return d / "ca.pem", ctx
+    ctx.load_cert_chain(str(pki["server_cert"]), str(pki["server_key"]))
+    return pki["ca"], ctx
 
 
 def _iso(t: float) -> str:
