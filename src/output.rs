@@ -11,7 +11,7 @@ use crate::flb_log;
 use crate::http::body::Payload;
 use crate::http::client::{build_client, ClientError, ClientOptions};
 use crate::http::delivery::{body_excerpt, classify, Verdict};
-use crate::http::proxy::{redact_url, ProxyError, ProxyResolver};
+use crate::http::proxy::{redact_url, ProxyError, ProxyResolver, PROXY_URL_VARS};
 use crate::log::{Level, SharedLog};
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -165,14 +165,7 @@ impl Output {
                 secrets.push(p.to_string());
             }
         }
-        for var in [
-            "HTTPS_PROXY",
-            "https_proxy",
-            "HTTP_PROXY",
-            "http_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ] {
+        for var in PROXY_URL_VARS {
             if let Some(p) = env
                 .get(var)
                 .and_then(|v| reqwest::Url::parse(&v).ok())

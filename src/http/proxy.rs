@@ -92,6 +92,16 @@ struct NoProxyEntry {
     source: &'static str,
 }
 
+/// The environment variables that may hold a proxy URL (and so a proxy password).
+pub const PROXY_URL_VARS: [&str; 6] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
 /// Decides, for each target URL, whether to go through a proxy and which one. Cheap to clone;
 /// `Debug` redacts proxy passwords.
 #[derive(Clone)]
