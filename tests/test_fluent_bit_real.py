@@ -206,3 +206,58 @@ def test_real_fluent_bit_workers_and_hot_reload(tmp_path):
     assert "reload" in out.lower(), out
     assert not a.rejections() and not b.rejections()
     assert proc.returncode == 0, out[-3000:]
+
+
+def test_real_fluent_bit_hot_reload_without_workers(tmp_path):
+    """Hot reload (SIGHUP) re-runs register/init on the reloaded library and unregisters the old
+    one: delivery goes on after each reload, no plugin thread survives its unload, and Fluent
+    Bit exits cleanly. (Without `Workers`, so Fluent Bit's double worker pool is not in play.)"""
+    rcv = Receiver(credentials=[CREDS], require_token=True).start()
+    cfg = tmp_path / "reload.conf"
+    cfg.write_text(f"""
+[SERVICE]
+    Flush     0.2
+    Log_Level info
+[INPUT]
+    Name  dummy
+    Tag   reload
+    Rate  20
+[OUTPUT]
+    Name        sigv4_http
+    Match       *
+    endpoint    http://127.0.0.1:{rcv.port}/logs
+    aws_region  us-east-1
+    aws_service execute-api
+""")
+    proc = subprocess.Popen([FLUENT_BIT, "-e", str(plugin_so()), "--enable-hot-reload", "-c",
+                             str(cfg)], env=fb_env(tmp_path), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+    def plugin_threads() -> int:
+        n = 0
+        for comm in Path(f"/proc/{proc.pid}/task").glob("*/comm"):
+            try:
+                n += comm.read_text().startswith("flb-sigv4")
+            except OSError:
+                pass
+        return n
+
+    try:
+        rcv.wait_for_records(10, timeout=15)
+        running = plugin_threads()
+        assert running >= 1, "the plugin's runtime threads run while it delivers"
+        for _ in range(5):
+            before = len(rcv.records())
+            proc.send_signal(signal.SIGHUP)
+            time.sleep(2)
+            assert proc.poll() is None, "Fluent Bit died on hot reload:\n" + proc.stdout.read()[-4000:]
+            rcv.wait_for_records(before + 10, timeout=15)
+            # the old load's runtime was joined in FLBPluginUnregister: one runtime, not two
+            assert plugin_threads() <= running, f"{plugin_threads()} > {running} plugin threads"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        rcv.stop()
+    assert "reload" in out.lower(), out[-3000:]
+    assert not rcv.rejections()
+    assert proc.returncode == 0, out[-3000:]
