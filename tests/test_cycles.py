@@ -36,11 +36,13 @@ def _instances(rcv_a, rcv_b=None):
     return out
 
 
-def _check_cycles(s: dict, cycles: int):
+def _check_cycles(s: dict, cycles: int, res=None):
     assert s["cycles"] == cycles
     assert all(f["final"] == H.FLB_OK for f in s["flushes"]), s["flushes"][:3]
     assert s["threads_before"] == 1
-    assert s["threads_after_cycle"] == [1] * cycles, s["threads_after_cycle"]
+    left = [line for line in (res.stderr if res else "").splitlines()
+            if "after cycle" in line]
+    assert s["threads_after_cycle"] == [1] * cycles, (s["threads_after_cycle"], left[:10])
     assert s["threads_at_end"] == 1
     fds = s["fds_after_cycle"]
     assert len(set(fds)) == 1, f"descriptors after each cycle: {fds}"
@@ -55,7 +57,7 @@ def test_fifty_cycles_native(receiver_factory):
                      cycles=CYCLES, max_retries=0, sample_every=0.1, timeout=300)
     assert res.returncode == 0, res.describe()
     s = res.summary
-    _check_cycles(s, CYCLES)
+    _check_cycles(s, CYCLES, res)
     # chunk c goes to instance c % 2, once per cycle
     for rcv, chunks in ((rcv_a, chunk_list[0::2]), (rcv_b, chunk_list[1::2])):
         got = [r["id"] for r in rcv.records()]
@@ -105,7 +107,7 @@ def test_fifty_cycles_under_valgrind_no_growing_leak(receiver_factory, plugin_so
     assert res.returncode == 0, res.describe()
     assert "ERROR SUMMARY: 0 errors" in log, log[-5000:]
     s = res.summary
-    _check_cycles(s, CYCLES)
+    _check_cycles(s, CYCLES, res)
     assert len(rcv.records()) == 3 * CYCLES
     leaked = s["leaked_after_cycle"]
     assert len(leaked) == CYCLES and all(x >= 0 for x in leaked), \

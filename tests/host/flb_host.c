@@ -624,6 +624,46 @@ static int count_threads(void)
     return n;
 }
 
+/* Threads now, allowing up to 2 s for threads that were joined but are still being reaped
+ * (a joined thread can linger in /proc/self/task for a moment; under valgrind for longer). A
+ * thread that was never joined or still runs stays and is counted. */
+static int count_threads_settled(void)
+{
+    int n = count_threads(), tries;
+    for (tries = 0; tries < 200 && n > g_threads_before; tries++) {
+        usleep(10 * 1000);
+        n = count_threads();
+    }
+    return n;
+}
+
+/* For a failure report: the names of the threads still alive after a cycle. */
+static void print_thread_names(int cycle)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    if (!d) {
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        char path[300], name[64] = "?";
+        FILE *f;
+        if (e->d_name[0] == '.') {
+            continue;
+        }
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        f = fopen(path, "r");
+        if (f) {
+            if (fgets(name, sizeof name, f)) {
+                name[strcspn(name, "\n")] = 0;
+            }
+            fclose(f);
+        }
+        fprintf(stderr, "[flb_host] after cycle %d: thread %s '%s'\n", cycle, e->d_name, name);
+    }
+    closedir(d);
+}
+
 static void json_str(FILE *out, const char *s);
 
 #define MAX_FDS_TRACKED 256
@@ -1446,7 +1486,7 @@ static void print_summary(int cycles_run, int rc)
     for (c = 0; c < cycles_run; c++) {
         fprintf(o, "%s%d", c ? "," : "", g_threads_after_cycle[c]);
     }
-    fprintf(o, "],\"threads_at_end\":%d,", count_threads());
+    fprintf(o, "],\"threads_at_end\":%d,", count_threads_settled());
     fprintf(o, "\"fds_before\":%d,\"fds_after_cycle\":[", g_fds_before);
     for (c = 0; c < cycles_run; c++) {
         fprintf(o, "%s%d", c ? "," : "", g_fds_after_cycle[c]);
@@ -1505,7 +1545,10 @@ int main(int argc, char **argv)
         for (cycle = 0; cycle < g_opt.cycles; cycle++) {
             rc = run_cycle(cycle);
             cycles_run++;
-            g_threads_after_cycle[cycle] = count_threads();
+            g_threads_after_cycle[cycle] = count_threads_settled();
+            if (g_threads_after_cycle[cycle] > g_threads_before) {
+                print_thread_names(cycle);
+            }
             g_fds_after_cycle[cycle] = count_fds();
             g_leaked_after_cycle[cycle] = leaked_bytes_now();
             if (rc) {
