@@ -17,6 +17,10 @@ use std::ops::Range;
 /// early and ends soon after encoding, big enough that handing pieces over costs nothing.
 const PIECE_BYTES: usize = 256 * 1024;
 
+/// The first piece is small, so that the second thread starts early; pieces then double up to
+/// [`PIECE_BYTES`].
+const FIRST_PIECE_BYTES: usize = 32 * 1024;
+
 /// Chunks smaller than this are processed in sequence (a second thread would not pay off).
 const OVERLAP_MIN_CHUNK: usize = 2 * PIECE_BYTES;
 
@@ -254,12 +258,14 @@ async fn encode_alongside(
     let mut ends: Vec<usize> = Vec::with_capacity(chunk.len() / 256 + 1);
     let mut batches = Vec::new();
     let (mut batch_first, mut batch_from, mut offset) = (0usize, 0usize, 0usize);
+    let mut piece_bytes = FIRST_PIECE_BYTES;
     loop {
         let mut piece = EncodedRecords {
-            buf: Vec::with_capacity(PIECE_BYTES + PIECE_BYTES / 8),
+            buf: Vec::with_capacity(piece_bytes + piece_bytes / 8),
             ends: Vec::new(),
         };
-        let more = enc.encode_some(&mut piece, PIECE_BYTES)?;
+        let more = enc.encode_some(&mut piece, piece_bytes)?;
+        piece_bytes = (piece_bytes * 2).min(PIECE_BYTES);
         let bytes = Bytes::from(piece.buf);
         let mut handed = 0; // bytes of this piece given to the hasher
         for end in piece.ends {

@@ -22,14 +22,17 @@ pub enum RuntimeError {
     Panicked(String),
 }
 
-/// Threads the runtime uses: enough to encode two chunks at once on the 2-core machines the
-/// plugin typically shares with Fluent Bit, never more than 4.
-fn worker_threads() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .clamp(2, 4)
-}
+/// Async worker threads: one. They only drive I/O and encode (a chunk's second stage, hashing or
+/// compressing, runs on the blocking pool, `chunk_bodies`), so one is enough for any number of
+/// instances and concurrent flushes. A second worker costs time: tokio wakes it to look for work
+/// whenever a flush starts, and on a 2-core machine it then holds the core the hashing thread
+/// needs, which waited up to a whole encode for it (benches/flush: a third of k8s flushes took
+/// twice as long with two workers).
+const WORKER_THREADS: usize = 1;
+
+/// Blocking-pool threads: one per chunk being hashed or compressed, plus credential work
+/// (file reads, `credential_process`).
+const MAX_BLOCKING_THREADS: usize = 4;
 
 /// The runtime's handle, starting it if needed.
 pub fn handle() -> Result<Handle, RuntimeError> {
@@ -40,8 +43,8 @@ pub fn handle() -> Result<Handle, RuntimeError> {
         return Ok(rt.handle().clone());
     }
     let rt = Builder::new_multi_thread()
-        .worker_threads(worker_threads())
-        .max_blocking_threads(4)
+        .worker_threads(WORKER_THREADS)
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .thread_name("flb-sigv4")
         .enable_all()
         .build()

@@ -63,6 +63,7 @@ impl Mode {
                 budget: Budget {
                     rounds: 1,
                     batch: Duration::ZERO,
+                    process_batch: Duration::ZERO,
                 },
                 idle: ms(100),
             }
@@ -74,6 +75,7 @@ impl Mode {
                 budget: Budget {
                     rounds: 2,
                     batch: ms(5),
+                    process_batch: ms(40),
                 },
                 idle: ms(500),
             }
@@ -85,6 +87,7 @@ impl Mode {
                 budget: Budget {
                     rounds: 12,
                     batch: ms(30),
+                    process_batch: ms(200),
                 },
                 idle: Duration::from_secs(2),
             }
@@ -743,7 +746,7 @@ fn alternatives(mode: &Mode, chunk: &[u8], json: &[u8]) -> Vec<Alt> {
     ));
     suite.run(Budget {
         rounds: mode.budget.rounds.div_ceil(2),
-        batch: mode.budget.batch,
+        ..mode.budget
     });
     rows.into_iter()
         .map(|(name, id, ratio, threads)| Alt {

@@ -929,6 +929,51 @@ fn copy_msgpack(
 mod tests {
     use super::*;
 
+    /// `escape_range` against a byte-at-a-time reference: strings of every length up to 40 at
+    /// every offset of a buffer, so that short strings read their word from before `from`.
+    #[test]
+    fn escape_range_matches_a_byte_at_a_time_reference() {
+        fn reference(s: &[u8]) -> (Vec<u8>, bool) {
+            let mut out = Vec::new();
+            for &b in s {
+                match ESCAPE[usize::from(b)] {
+                    0 => out.push(b),
+                    e => push_escape(&mut out, b, e),
+                }
+            }
+            (out, s.iter().any(|&b| b >= 0x80))
+        }
+        let alphabet = [
+            b'a', b'"', b'\\', b'\n', 0x01, 0x1f, 0x7f, 0x80, 0xe2, b' ', b'~', 0xff,
+        ];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for round in 0..400 {
+            let len = 1 + round % 64;
+            let buf: Vec<u8> = (0..len)
+                .map(|_| {
+                    x = x
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    // mostly plain text, as in logs
+                    if (x >> 60) < 11 {
+                        b'a' + (x >> 33) as u8 % 26
+                    } else {
+                        alphabet[(x >> 40) as usize % alphabet.len()]
+                    }
+                })
+                .collect();
+            for from in 0..buf.len() {
+                for end in from..=buf.len().min(from + 40) {
+                    let mut out = b"prefix".to_vec();
+                    let high = escape_range(&mut out, &buf, from, end);
+                    let (want, want_high) = reference(&buf[from..end]);
+                    assert_eq!(&out[6..], &want[..], "{from}..{end} of {buf:?}");
+                    assert_eq!(high, want_high, "{from}..{end} of {buf:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn escape_mask_finds_the_first_special_byte() {
         let specials = [0u8, 0x1f, b'"', b'\\', b'\n'];
