@@ -17,9 +17,20 @@ use std::ops::Range;
 /// early and ends soon after encoding, big enough that handing pieces over costs nothing.
 const PIECE_BYTES: usize = 256 * 1024;
 
-/// The first piece is small, so that the second thread starts early; pieces then double up to
+/// The first and the last pieces are small: the second thread starts early, and what it still
+/// has to do once encoding ends is short (the last piece's hash is on the flush's critical path
+/// when encoding is the slower stage, as with small records). Pieces in between grow up to
 /// [`PIECE_BYTES`].
-const FIRST_PIECE_BYTES: usize = 32 * 1024;
+const END_PIECE_BYTES: usize = 32 * 1024;
+
+/// Size of the next piece: double the last, but no more than half of what the rest of the chunk
+/// will give (estimated from its undecoded bytes).
+fn next_piece_bytes(last: usize, input_remaining: usize) -> usize {
+    (last * 2)
+        .min(PIECE_BYTES)
+        .min(input_remaining / 2)
+        .max(END_PIECE_BYTES)
+}
 
 /// Chunks smaller than this are processed in sequence (a second thread would not pay off).
 const OVERLAP_MIN_CHUNK: usize = 2 * PIECE_BYTES;
@@ -258,14 +269,14 @@ async fn encode_alongside(
     let mut ends: Vec<usize> = Vec::with_capacity(chunk.len() / 256 + 1);
     let mut batches = Vec::new();
     let (mut batch_first, mut batch_from, mut offset) = (0usize, 0usize, 0usize);
-    let mut piece_bytes = FIRST_PIECE_BYTES;
+    let mut piece_bytes = END_PIECE_BYTES;
     loop {
         let mut piece = EncodedRecords {
             buf: Vec::with_capacity(piece_bytes + piece_bytes / 8),
             ends: Vec::new(),
         };
         let more = enc.encode_some(&mut piece, piece_bytes)?;
-        piece_bytes = (piece_bytes * 2).min(PIECE_BYTES);
+        piece_bytes = next_piece_bytes(piece_bytes, enc.input_remaining());
         let bytes = Bytes::from(piece.buf);
         let mut handed = 0; // bytes of this piece given to the hasher
         for end in piece.ends {
@@ -424,6 +435,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn pieces_start_and_end_small() {
+        // A 2 MiB chunk that encodes to about as many bytes: the sizes the encoder asks for.
+        let (mut size, mut left, mut sizes) = (END_PIECE_BYTES, 2usize << 20, Vec::new());
+        while left > 0 {
+            sizes.push(size);
+            left = left.saturating_sub(size);
+            size = next_piece_bytes(size, left);
+        }
+        assert_eq!(sizes[0], END_PIECE_BYTES);
+        assert_eq!(sizes[1], 2 * END_PIECE_BYTES, "{sizes:?}");
+        assert_eq!(sizes.iter().max(), Some(&PIECE_BYTES), "{sizes:?}");
+        assert_eq!(sizes.last(), Some(&END_PIECE_BYTES), "{sizes:?}");
+        assert!(sizes.len() < 20, "{sizes:?}");
     }
 
     #[tokio::test]

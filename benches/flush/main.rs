@@ -779,32 +779,46 @@ fn targets(results: &[VariantResult], idle_cpu: f64, idle: Duration) -> Vec<Targ
             pass: speedup >= 3.0,
         });
         let cfg = |name: &str| r.configs.iter().find(|c| c.codec == name).expect("config");
+        // Throughput (wall time: records/s end to end, on the machine's two cores) and the CPU
+        // it costs are judged apart; README says which the targets are read on.
         let none = cfg("none");
-        // Verdicts from CPU time (load on the machine disturbs it least); wall time beside.
-        let share = none.e2e_floor.cpu / none.e2e.cpu;
-        t.push(Target {
-            name: "e2e none >= 60% of floor (memcpy + SHA-256)",
-            variant: v,
-            value: share,
-            shown: format!(
-                "{:.0}% (wall: {:.0}%)",
-                share * 100.0,
-                none.e2e_floor.wall / none.e2e.best * 100.0
+        for (name, share) in [
+            (
+                "e2e none >= 60% of floor, throughput (wall)",
+                none.e2e_floor.wall / none.e2e.best,
             ),
-            pass: share >= 0.6,
-        });
+            (
+                "e2e none >= 60% of floor, CPU time",
+                none.e2e_floor.cpu / none.e2e.cpu,
+            ),
+        ] {
+            t.push(Target {
+                name,
+                variant: v,
+                value: share,
+                shown: format!("{:.0}%", share * 100.0),
+                pass: share >= 0.6,
+            });
+        }
         let gzip = cfg("gzip");
-        let over = gzip.e2e.cpu / gzip.e2e_floor.cpu;
-        t.push(Target {
-            name: "e2e gzip within 1.3x of the gzip floor",
-            variant: v,
-            value: over,
-            shown: format!(
-                "{over:.2}x (wall: {:.2}x)",
-                gzip.e2e.best / gzip.e2e_floor.wall
+        for (name, over) in [
+            (
+                "e2e gzip within 1.3x of floor, throughput (wall)",
+                gzip.e2e.best / gzip.e2e_floor.wall,
             ),
-            pass: over <= 1.3,
-        });
+            (
+                "e2e gzip within 1.3x of floor, CPU time",
+                gzip.e2e.cpu / gzip.e2e_floor.cpu,
+            ),
+        ] {
+            t.push(Target {
+                name,
+                variant: v,
+                value: over,
+                shown: format!("{over:.2}x"),
+                pass: over <= 1.3,
+            });
+        }
         let peak =
             r.configs.iter().map(|c| c.peak_extra).max().unwrap_or(0) as f64 / r.chunk_len as f64;
         t.push(Target {
@@ -1120,13 +1134,13 @@ fn render(
     }
     let _ = writeln!(
         w,
-        "\ntargets (issue 4; verdicts from CPU time, which other load disturbs least; {threads} \
-         threads alive while idle):"
+        "\ntargets (issue 4; throughput from the best batch's wall time, CPU from its CPU time; \
+         {threads} threads alive while idle):"
     );
     for t in targets {
         let _ = writeln!(
             w,
-            "  {:<44} {:<6} {:>24}  {}",
+            "  {:<50} {:<6} {:>12}  {}",
             t.name,
             t.variant,
             t.shown,

@@ -148,6 +148,11 @@ impl<'d, 'o> ChunkEncoder<'d, 'o> {
         }
         Ok(!self.done)
     }
+
+    /// Bytes of the chunk not yet decoded.
+    pub fn input_remaining(&mut self) -> usize {
+        self.dec.reader().remaining()
+    }
 }
 
 /// The body for records `range`: borrowed when no framing is needed (json_lines, json_stream,
