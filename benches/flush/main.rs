@@ -64,6 +64,7 @@ impl Mode {
                     rounds: 1,
                     batch: Duration::ZERO,
                     process_batch: Duration::ZERO,
+                    process_warmup: Duration::ZERO,
                 },
                 idle: ms(100),
             }
@@ -76,6 +77,7 @@ impl Mode {
                     rounds: 2,
                     batch: ms(5),
                     process_batch: ms(40),
+                    process_warmup: ms(10),
                 },
                 idle: ms(500),
             }
@@ -88,6 +90,7 @@ impl Mode {
                     rounds: 12,
                     batch: ms(30),
                     process_batch: ms(200),
+                    process_warmup: ms(50),
                 },
                 idle: Duration::from_secs(2),
             }
