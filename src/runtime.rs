@@ -150,6 +150,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn one_async_worker_whatever_the_core_count() {
+        // No shutdown here: other tests share the runtime.
+        let workers = handle().expect("starts").metrics().num_workers();
+        assert_eq!(
+            workers, 1,
+            "see WORKER_THREADS: a second worker slows flushes"
+        );
+    }
+
+    #[test]
     fn runs_restarts_and_reports_panics() {
         let v = run_and_wait(Box::new(|| Box::pin(async { 41 + 1 }))).expect("runs");
         assert_eq!(v, 42);
