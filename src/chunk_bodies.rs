@@ -8,6 +8,7 @@
 //! mostly overlap instead of adding up.
 
 use crate::event::{self, ChunkEncoder, Compression, DecodeError, EncodedRecords, Format};
+use crate::handoff::{Finish, Handoff, Stage};
 use crate::http::body::Payload;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -194,7 +195,8 @@ pub fn sha256(payload: &Payload) -> [u8; 32] {
     h.finalize().into()
 }
 
-enum ToHasher {
+/// What the second stage gets, in order.
+enum ToSink {
     Bytes(Bytes),
     EndOfBatch,
 }
@@ -243,26 +245,42 @@ impl Sink {
     }
 }
 
+/// The second stage of a chunk: each batch's pieces hashed (or compressed) in order.
+struct BatchSinks {
+    compression: Compression,
+    sink: Sink,
+    ready: Vec<Option<Ready>>,
+}
+
+impl Stage for BatchSinks {
+    type Item = ToSink;
+
+    fn process(&mut self, item: ToSink) {
+        match item {
+            ToSink::Bytes(b) => self.sink.write(&b),
+            ToSink::EndOfBatch => {
+                let next = Sink::new(self.compression);
+                self.ready
+                    .push(std::mem::replace(&mut self.sink, next).finish());
+            }
+        }
+    }
+}
+
 async fn encode_alongside(
     chunk: &[u8],
     opts: &event::BodyOptions,
     limit: usize,
     compression: Compression,
 ) -> Result<ChunkBodies, DecodeError> {
-    let (tx, rx) = std::sync::mpsc::channel::<ToHasher>();
+    let sinks = BatchSinks {
+        compression,
+        sink: Sink::new(compression),
+        ready: Vec::new(),
+    };
     // A blocking-pool thread: it runs at once, unlike a task queued behind this one.
-    let worker = tokio::task::spawn_blocking(move || {
-        let mut ready = Vec::new();
-        let mut sink = Sink::new(compression);
-        for msg in rx {
-            match msg {
-                ToHasher::Bytes(b) => sink.write(&b),
-                ToHasher::EndOfBatch => {
-                    ready.push(std::mem::replace(&mut sink, Sink::new(compression)).finish())
-                }
-            }
-        }
-        ready
+    let second = Handoff::start(sinks, |help| {
+        tokio::task::spawn_blocking(help);
     });
     let mut enc = ChunkEncoder::new(chunk, opts);
     let mut pieces = Vec::new();
@@ -286,9 +304,9 @@ async fn encode_alongside(
                 // The batch ends before this record.
                 let cut = prev - offset;
                 if cut > handed {
-                    let _ = tx.send(ToHasher::Bytes(bytes.slice(handed..cut)));
+                    second.push(ToSink::Bytes(bytes.slice(handed..cut)));
                 }
-                let _ = tx.send(ToHasher::EndOfBatch);
+                second.push(ToSink::EndOfBatch);
                 handed = cut;
                 batches.push(batch_first..ends.len());
                 (batch_first, batch_from) = (ends.len(), prev);
@@ -296,7 +314,7 @@ async fn encode_alongside(
             ends.push(end);
         }
         if bytes.len() > handed {
-            let _ = tx.send(ToHasher::Bytes(bytes.slice(handed..)));
+            second.push(ToSink::Bytes(bytes.slice(handed..)));
         }
         let len = bytes.len();
         if len > 0 {
@@ -309,11 +327,21 @@ async fn encode_alongside(
     }
     if ends.len() > batch_first {
         batches.push(batch_first..ends.len());
-        let _ = tx.send(ToHasher::EndOfBatch);
+        second.push(ToSink::EndOfBatch);
     }
-    drop(tx);
-    // Should the worker have died, payloads are made when sending instead.
-    let ready = worker.await.unwrap_or_default();
+    // This thread goes on with the flush: it finishes the hashing itself rather than sleep
+    // until the helper has, but leaves compression to the helper, whose cache holds the
+    // compressor's tables (`handoff::Finish`). Should the helper have panicked, payloads are
+    // made when sending instead.
+    let how = match compression {
+        Compression::None => Finish::TakeOver,
+        _ => Finish::Wait,
+    };
+    let ready = second
+        .finish(how)
+        .await
+        .map(|s| s.ready)
+        .unwrap_or_default();
     let ready = if ready.len() == batches.len() {
         ready
     } else {

@@ -9,6 +9,7 @@ pub mod config;
 pub mod env;
 pub mod event;
 pub mod ffi;
+pub mod handoff;
 pub mod http;
 pub mod log;
 pub mod output;
