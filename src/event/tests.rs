@@ -651,6 +651,80 @@ fn group_markers_are_skipped() {
     assert_eq!(events(&c).count(), 4);
 }
 
+/// The events of `usual_event_form_reads_like_any_other`, with empty metadata (Fluent Bit's own
+/// form, read by the decoder's direct path) or not (read token by token).
+fn usual_form_chunk(empty_metadata: bool) -> Vec<u8> {
+    let mut c = Vec::new();
+    let mut ev = |ts: (u32, u32), record: &dyn Fn(&mut Vec<u8>)| {
+        c.extend_from_slice(&[0x92, 0x92]);
+        write_ts(&mut c, Ts::Ext(ts.0, ts.1));
+        if empty_metadata {
+            c.push(0x80);
+        } else {
+            mp::write_map_len(&mut c, 1).expect("map");
+            mp::write_str(&mut c, "meta").expect("str");
+            mp::write_str(&mut c, "ignored").expect("str");
+        }
+        record(&mut c);
+    };
+    let fields = |n: u32| {
+        move |b: &mut Vec<u8>| {
+            mp::write_map_len(b, n).expect("map");
+            for i in 0..n {
+                mp::write_str(b, &format!("k{i}")).expect("str");
+                mp::write_uint(b, u64::from(i)).expect("uint");
+            }
+        }
+    };
+    let msg = |m: &'static str| {
+        move |b: &mut Vec<u8>| {
+            mp::write_map_len(b, 1).expect("map");
+            mp::write_str(b, "msg").expect("str");
+            mp::write_str(b, m).expect("str");
+        }
+    };
+    ev((u32::MAX, 0), &fields(1)); // group start
+    ev((1_700_000_000, 123_456_789), &msg("one"));
+    ev((7, 1_500_000_000), &msg("nanos carry"));
+    ev((u32::MAX - 1, 0), &fields(2)); // group end
+    ev((u32::MAX, 1), &msg("not a marker"));
+    ev((8, 0), &fields(0));
+    ev((9, 0), &fields(15)); // the biggest fixmap
+    ev((10, 0), &fields(16)); // map16
+    c
+}
+
+#[test]
+fn usual_event_form_reads_like_any_other() {
+    let (usual, other) = (usual_form_chunk(true), usual_form_chunk(false));
+    assert_ne!(usual, other);
+    for f in ALL_FORMATS {
+        for df in [DateFormat::Double, DateFormat::Iso8601] {
+            let o = opts(f, df);
+            let (a, b) = (encode(&usual, &o), encode(&other, &o));
+            assert_eq!(a.buf, b.buf, "{f:?} {df:?}");
+            assert_eq!(a.len(), 6, "{f:?}");
+        }
+    }
+    let v = validate(
+        &encode(&usual, &opts(Format::JsonLines, DateFormat::Double)),
+        Format::JsonLines,
+    );
+    assert_eq!(v[1]["msg"], "nanos carry");
+    assert_eq!(v[1]["date"], Value::from(8.5));
+    assert_eq!(v[5]["k15"], 15);
+    // cut anywhere in the last event: an error at that event's offset
+    let head = [0x92, 0x92, 0xd7, 0x00, 0, 0, 0, 10];
+    let last = usual
+        .windows(8)
+        .rposition(|w| w == head)
+        .expect("the last event");
+    for cut in last + 1..usual.len() {
+        let e = encode_chunk(&usual[..cut], &BodyOptions::default()).expect_err("truncated");
+        assert_eq!(e.offset, last, "cut at {cut}: {e}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // log_key
 
