@@ -463,15 +463,11 @@ impl<'a> EventDecoder<'a> {
         if map & 0xf0 != 0x80 {
             return None;
         }
-        let secs = u32::from_be_bytes([s0, s1, s2, s3]);
-        let nanos = u32::from_be_bytes([n0, n1, n2, n3]);
-        if nanos == 0 && (secs == EXT_GROUP_START || secs == EXT_GROUP_END) {
-            return None;
-        }
+        let timestamp = event_time([s0, s1, s2, s3, n0, n1, n2, n3])?;
         self.r.pos = offset + b.len();
         Some(EventHeader {
             offset,
-            timestamp: Timestamp::new(i64::from(secs), nanos),
+            timestamp,
             record_start: offset + b.len() - 1,
             entries: u32::from(map & 0x0f),
         })
@@ -560,17 +556,21 @@ fn timestamp(t: Token<'_>) -> Option<Option<Timestamp>> {
         Token::Int(i) => signed(i),
         Token::F32(f) => float_ts(f64::from(f)),
         Token::F64(f) => float_ts(f),
-        Token::Ext(0, d) if d.len() == 8 => {
-            let secs = u32::from_be_bytes([d[0], d[1], d[2], d[3]]);
-            let nanos = u32::from_be_bytes([d[4], d[5], d[6], d[7]]);
-            if nanos == 0 && (secs == EXT_GROUP_START || secs == EXT_GROUP_END) {
-                None
-            } else {
-                Some(Timestamp::new(i64::from(secs), nanos))
-            }
-        }
+        Token::Ext(0, d) => event_time(*<&[u8; 8]>::try_from(d).ok()?),
         _ => return None,
     })
+}
+
+/// The 8 bytes of an EventTime (ext type 0): `None` for a group marker.
+fn event_time(d: [u8; 8]) -> Option<Timestamp> {
+    let [s0, s1, s2, s3, n0, n1, n2, n3] = d;
+    let secs = u32::from_be_bytes([s0, s1, s2, s3]);
+    let nanos = u32::from_be_bytes([n0, n1, n2, n3]);
+    if nanos == 0 && (secs == EXT_GROUP_START || secs == EXT_GROUP_END) {
+        None
+    } else {
+        Some(Timestamp::new(i64::from(secs), nanos))
+    }
 }
 
 fn float_ts(f: f64) -> Option<Timestamp> {
