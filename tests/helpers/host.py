@@ -42,6 +42,7 @@ FLB_ERROR, FLB_OK, FLB_RETRY = 0, 1, 2
 EXIT_OK, EXIT_USAGE, EXIT_INIT, EXIT_CONFIG, EXIT_STACK, EXIT_LOAD = 0, 2, 3, 4, 5, 6
 
 _build_lock = threading.Lock()
+_built = False
 
 
 class BuildError(RuntimeError):
@@ -61,7 +62,9 @@ def _newest_mtime(paths: Iterable[Path]) -> float:
 
 
 def plugin_so(build: bool = True) -> Path:
-    """Path to the plugin .so, building it first when it is missing or stale."""
+    """Path to the plugin .so, built once per test session with the ``test-knobs`` feature (a
+    plain ``cargo build`` in between would leave a .so without the knobs at the same path, so
+    the build is not skipped on modification times; cargo makes it a no-op when fresh)."""
     override = os.environ.get("FLB_SIGV4_SO")
     if override:
         return Path(override)
@@ -71,11 +74,14 @@ def plugin_so(build: bool = True) -> Path:
     with _build_lock:
         sources = [REPO / "src", REPO / "Cargo.toml", REPO / "Cargo.lock", REPO / "build.rs",
                    REPO / "include"]
-        if not so.exists() or so.stat().st_mtime < _newest_mtime(sources):
-            proc = subprocess.run(["cargo", "build", "--lib"], cwd=REPO, capture_output=True,
+        global _built
+        if not _built or not so.exists() or so.stat().st_mtime < _newest_mtime(sources):
+            proc = subprocess.run(["cargo", "build", "--lib", "--features", "test-knobs"],
+                                  cwd=REPO, capture_output=True,
                                   text=True, timeout=1800)
             if proc.returncode != 0:
                 raise BuildError("cargo build failed:\n" + proc.stderr[-6000:])
+            _built = True
         if not so.exists():
             raise BuildError(f"{so} not found after cargo build")
     return so
