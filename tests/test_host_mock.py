@@ -89,6 +89,7 @@ def test_call_sequence_and_hot_reload_flags(run_mock):
     per_cycle = [
         "[MOCK] pre_register hot_reloading={hot}",
         "[MOCK] register preset_type=2",
+        "[MOCK] live registrations=1 registered={reg}",
         "[HOST] [info] instance 0 initialized",
         "[HOST] [info] instance 1 initialized",
         "[MOCK] pre_run enable_hot_reload=1",
@@ -98,10 +99,12 @@ def test_call_sequence_and_hot_reload_flags(run_mock):
         "[MOCK] pre_exit shutdown_by_hot_reloading={shut}",
         "[HOST] [info] instance 1 exit flushes=1",
         "[MOCK] unregister name=sigv4_http",
+        "[MOCK] live registrations=0 registered={reg}",
     ]
     want = []
     for c in range(3):
-        want += [s.format(hot=int(c > 0), shut=int(c < 2)) for s in per_cycle]
+        # old-first: the image is unmapped at each dlclose, so each load starts afresh
+        want += [s.format(hot=int(c > 0), shut=int(c < 2), reg=1) for s in per_cycle]
     assert seq == want
     s = res.summary
     assert s["cycles"] == 3 and s["instances"] == 2
@@ -118,9 +121,11 @@ def test_without_hot_reload_flags_are_zero(run_mock):
 
 
 def test_flush_assignment_default_and_flushes(run_mock):
+    # threads=2: Workers 2 per instance; an instance's jobs go round robin over its workers
     res = run_mock([{}, {}], [CHUNK_A, CHUNK_B, CHUNK_A], threads=2)
     got = [(f["instance"], f["chunk_index"], f["thread"], f["tag"]) for f in res.summary["flushes"]]
-    assert got == [(0, 0, 0, "test.0"), (1, 1, 1, "test.1"), (0, 2, 0, "test.0")]
+    assert got == [(0, 0, 0, "test.0"), (1, 1, 0, "test.1"), (0, 2, 1, "test.0")]
+    assert res.summary["workers"] == [2, 2]
     res = run_mock([{}, {"Test_Tag": "app.x"}], [CHUNK_A, CHUNK_B, CHUNK_A], flushes=3, threads=4)
     got = [(f["instance"], f["chunk_index"], f["tag"]) for f in res.summary["flushes"]]
     assert got == [(0, 0, "test.0"), (1, 1, "app.x"), (0, 1, "test.0"), (1, 2, "app.x"),
