@@ -16,8 +16,52 @@
  *   -> FLBPluginUnregister(def) -> dlclose
  *
  * --cycles N repeats the whole sequence N times in one process (Fluent Bit's hot reload).
- * A JSON summary goes to stdout; the plugin's log lines (through flb_api.log_print) and the
- * host's own diagnostics go to stderr.
+ * A JSON summary goes to stdout; the plugin's log lines (through flb_api.log_print) go to
+ * Log_File or stderr (below), the host's own diagnostics to stderr.
+ *
+ * Which thread does what, as in Fluent Bit v5.1.1 (paths under its source tree):
+ *   - main thread: config load, so dlopen + FLBPluginPreRegister + FLBPluginRegister
+ *     (flb_plugin.c:343 -> flb_plugin_proxy.c:605,644,489-513); flb_destroy -> flb_config_exit
+ *     -> flb_plugins_unregister -> flb_proxy_output_cb_destroy: FLBPluginUnregister, dlclose
+ *     (flb_lib.c:249, flb_config.c:746, flb_plugins.h.in:83-89, flb_plugin_proxy.c:224-247,653).
+ *   - engine thread: spawned by mk_utils_worker_spawn and renamed "flb-pipeline"
+ *     (flb_lib.c:969,925); flb_engine_start creates the log there (flb_engine.c:1159,1070),
+ *     inits the outputs (1271: FLBPluginInit) and pre-runs them (1278), runs the flushes of
+ *     outputs without Workers as coroutines on itself, and on stop flb_engine_shutdown ->
+ *     flb_output_exit (flb_engine.c:1630): per instance its worker pool is destroyed, then
+ *     FLBPluginOutputPreExit + FLBPluginExitCtx (flb_output.c:584-592, flb_plugin_proxy.c:198-221).
+ *   - output workers (Workers N >= 1): N threads per instance, ids 0..N-1 (flb_thread_pool.c:
+ *     27-30), named "flb-out-%s-w%i" with ins->name = "<plugin>.<id>" (flb_output_thread.c:
+ *     232-233, flb_output.c:777-778) through prctl(PR_SET_NAME), which cuts it to 15
+ *     characters (lib/monkey/mk_core/mk_utils.c:266-271): "flb-out-sigv4_h". Flushes go
+ *     round robin over them.
+ * Logging: flb_log_print sends a line into the log pipeline (Log_File, else stderr through the
+ * logger thread) only when the thread has a flb_worker context (flb_log.c:1226-1262), else it
+ * prints it to stderr itself (1263-1267). The context is set on the thread that calls
+ * flb_log_create, the engine thread (flb_log.c:1096-1097), and on threads made by
+ * flb_worker_create (flb_worker.c:40), the output workers (flb_thread_pool.c:123). Nothing
+ * sets it on the main thread (fluent-bit.c and flb_lib.c never call flb_log_create or
+ * flb_worker_create for it), so lines logged in FLBPluginRegister/Unregister go to stderr,
+ * like lines from the plugin's own threads.
+ *
+ * Hot reload (SIGHUP -> flb_reload, flb_reload.c:461-664), for a proxy output plugin:
+ *   1. flb_create() a new context (523); shutdown_by_hot_reloading on the old (542),
+ *      hot_reloading on the new (544);
+ *   2. the new context loads the plugin again: -e plugins (571 -> 365-384 ->
+ *      flb_plugin_load_router) and [PLUGINS]/plugins_file (586 -> flb_config.c:1565 ->
+ *      flb_plugin.c:372): dlopen of the same path (glibc returns the same handle, count
+ *      raised), FLBPluginPreRegister(1), FLBPluginRegister(new def), on the main thread,
+ *      while the old engine still runs; the new [OUTPUT]s are created, not initialised;
+ *   3. flb_stop(old) (637): the old engine thread pre-exits and exits the old instances;
+ *   4. flb_destroy(old) (638): FLBPluginUnregister(old def), dlclose (count back to 1: the
+ *      image stays mapped);
+ *   5. flb_start(new) (642): a new engine thread inits the new instances (FLBPluginInit),
+ *      pre-runs them and flushes.
+ * So the new load is registered before the old one is unregistered; the plugin's global state
+ * survives across reloads and must be shared by two registrations for a while.
+ * --reload-order new-first reproduces that; the default old-first completes each cycle
+ * (unregister, dlclose) before the next dlopen, as an application embedding the library and
+ * restarting it would.
  *
  * Exit codes: 0 ran (flush results are in the summary), 2 usage or I/O error, 3 an instance's
  * init failed, 4 configuration refused, 5 a flush used the whole coroutine stack,
