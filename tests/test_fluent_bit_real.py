@@ -59,7 +59,12 @@ def run_fb(args: list, env: dict, seconds: float, prefix: list | None = None) ->
                             stderr=subprocess.STDOUT, text=True)
     time.sleep(seconds)
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=30)
+    try:
+        out, _ = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        out += "\n[test] fluent-bit did not exit within 90 s of SIGINT: killed"
     return proc.returncode, out
 
 
@@ -261,3 +266,93 @@ def test_real_fluent_bit_hot_reload_without_workers(tmp_path):
     assert "reload" in out.lower(), out[-3000:]
     assert not rcv.rejections()
     assert proc.returncode == 0, out[-3000:]
+
+
+# ------------------------------------------------------------------------------------------------
+# issue 14: a hanging endpoint or STS must not stall Fluent Bit's engine
+
+
+def _stall_config(tmp_path: Path, port: int, workers: bool, extra: str = "") -> Path:
+    """dummy at 10 records/s into sigv4_http and into a second output (`file`), for 20 s."""
+    (tmp_path / "plugins.conf").write_text(f"[PLUGINS]\n    Path {plugin_so()}\n")
+    cfg = tmp_path / "stall.conf"
+    cfg.write_text(f"""[SERVICE]
+    Flush        1
+    Log_Level    info
+    Log_File     {tmp_path / 'fluent-bit.log'}
+    Plugins_File plugins.conf
+
+[INPUT]
+    Name  dummy
+    Tag   app
+    Dummy {{"log": "tick"}}
+    Rate  10
+
+[OUTPUT]
+    Name       sigv4_http
+    Match      *
+    endpoint   http://127.0.0.1:{port}/logs
+    aws_region us-east-1
+    aws_service execute-api
+    timeout    8s
+    Retry_Limit no_limits
+{"    Workers    2" if workers else ""}
+{extra}
+
+[OUTPUT]
+    Name  file
+    Match *
+    Path  {tmp_path}
+    File  second.out
+""")
+    return cfg
+
+
+def _second_output_kept(tmp_path: Path) -> int:
+    p = tmp_path / "second.out"
+    return len(p.read_text().splitlines()) if p.exists() else 0
+
+
+@pytest.mark.parametrize("workers", [False, True], ids=["no-workers", "workers-2"])
+def test_hanging_endpoint_does_not_stall_fluent_bit(workers, tmp_path):
+    """The endpoint accepts and never answers: the second output keeps >= 90% of the ~200
+    records of 20 s, with and without Workers; the plugin's lines are in Log_File."""
+    from tests.helpers.receiver import Response
+
+    rcv = Receiver(credentials=[CREDS], require_token=True, region="us-east-1",
+                   service="execute-api").start()
+    rcv.set_responder(lambda req: Response(status=200, stall=30, reset="after_stall"))
+    try:
+        cfg = _stall_config(tmp_path, rcv.port, workers)
+        code, out = run_fb(["-c", str(cfg)], fb_env(tmp_path), 20)
+    finally:
+        rcv.stop()
+    kept = _second_output_kept(tmp_path)
+    assert kept >= 180, f"the second output kept {kept} of ~200 records\n{out}"
+    log = (tmp_path / "fluent-bit.log").read_text(errors="replace")
+    assert "[output:sigv4_http] configuration:" in log, log[-3000:]
+    if not workers:
+        assert "has no Workers" in log, log[-3000:]
+        assert "longer than 500 ms on Fluent Bit's engine thread" in log, log[-3000:]
+
+
+@pytest.mark.parametrize("workers", [False, True], ids=["no-workers", "workers-2"])
+def test_hanging_sts_does_not_stall_fluent_bit(workers, tmp_path):
+    """aws_role_arn with an STS that never answers: the second output keeps >= 90%."""
+    from tests.helpers.fakes import FakeSTS
+
+    sts = FakeSTS("127.0.0.1", 0, base_credentials=[CREDS])
+    sts.hang = 1000.0
+    sts.start()
+    rcv = Receiver(credentials=[CREDS], require_token=True, region="us-east-1",
+                   service="execute-api").start()
+    try:
+        extra = ("    aws_role_arn arn:aws:iam::123456789012:role/flbt-real\n"
+                 f"    aws_sts_endpoint {sts.url}")
+        cfg = _stall_config(tmp_path, rcv.port, workers, extra)
+        code, out = run_fb(["-c", str(cfg)], fb_env(tmp_path), 20)
+    finally:
+        sts.stop()
+        rcv.stop()
+    kept = _second_output_kept(tmp_path)
+    assert kept >= 180, f"the second output kept {kept} of ~200 records\n{out}"
