@@ -2,10 +2,12 @@
 //! Fluent Bit. Every property is declared once in [`PROPERTIES`]; README's reference is checked
 //! against that table by a test.
 
+mod foreign;
 mod headers;
 mod properties;
 mod values;
 
+pub use foreign::{ForeignKey, Instead, FOREIGN_KEYS};
 pub use properties::{is_core_key, Property, CORE_KEYS, CORE_KEY_PREFIXES, PROPERTIES};
 
 use crate::event::{BodyOptions, Compression, DateFormat, Format};
@@ -76,6 +78,17 @@ pub struct Config {
     /// `no_proxy`: added to `NO_PROXY`.
     pub no_proxy: Option<String>,
     pub aws: AwsConfig,
+    /// Keys of other outputs (out_http, out_opensearch…) found set; each gets a start-up warning.
+    pub foreign_keys: Vec<&'static ForeignKey>,
+}
+
+/// Every key the plugin asks Fluent Bit for: its properties, then the foreign keys it warns
+/// about (the plugin sees only keys it asks for by name).
+pub fn lookup_keys() -> impl Iterator<Item = &'static str> {
+    PROPERTIES
+        .iter()
+        .map(|p| p.name)
+        .chain(FOREIGN_KEYS.iter().map(|k| k.name))
 }
 
 /// A bad property value. Rendered as one log line naming property, value and what is accepted.
@@ -455,6 +468,7 @@ impl Config {
             proxy,
             no_proxy,
             aws,
+            foreign_keys: foreign::set_keys(get),
         })
     }
 
@@ -536,6 +550,7 @@ impl Config {
         if !self.tls.verify && self.endpoint.scheme() == "https" {
             out.push("tls_verify is off: the endpoint's certificate is not checked".to_string());
         }
+        out.extend(self.foreign_keys.iter().map(|key| foreign::warning(key)));
         out
     }
 }
@@ -567,6 +582,10 @@ impl fmt::Debug for Config {
             .field("proxy", &self.proxy.as_ref().map(proxy::redact_url))
             .field("no_proxy", &self.no_proxy)
             .field("aws", &self.aws)
+            .field(
+                "foreign_keys",
+                &self.foreign_keys.iter().map(|k| k.name).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

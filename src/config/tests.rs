@@ -740,10 +740,54 @@ fn lookup_is_by_property_name() {
     for p in PROPERTIES {
         assert!(asked.contains(&p.name.to_string()), "{} never read", p.name);
     }
+    // The FFI layer fetches exactly lookup_keys(): anything else would read as unset.
     for k in &asked {
         assert!(
-            PROPERTIES.iter().any(|p| p.name == k),
-            "{k} not in PROPERTIES"
+            lookup_keys().any(|name| name == k),
+            "{k} not in lookup_keys()"
         );
     }
+}
+
+#[test]
+fn foreign_keys_warn_once_each_naming_the_equivalent() {
+    let config = ok(&[
+        ("URI", "/logs"),
+        ("Header", "X-Team: a"),
+        ("AWS_Service_Name", "es"),
+        ("Pipeline", "p1"),
+        ("http_passwd", "secret-pass"),
+        ("http_user", ""),
+    ]);
+    let warnings = config.startup_warnings();
+    let foreign: Vec<&String> = warnings
+        .iter()
+        .filter(|w| w.contains("is not a sigv4_http property"))
+        .collect();
+    assert_eq!(foreign.len(), 5, "{warnings:#?}");
+    for (key, instead) in [
+        ("'uri'", "use 'endpoint'"),
+        ("'header'", "use 'headers'"),
+        ("'aws_service_name'", "use 'aws_service'"),
+        ("'pipeline'", "?pipeline=NAME"),
+        ("'http_passwd'", "not supported"),
+    ] {
+        let hits: Vec<_> = foreign.iter().filter(|w| w.contains(key)).collect();
+        assert_eq!(hits.len(), 1, "{key}: {warnings:#?}");
+        assert!(hits[0].contains(instead), "{}", hits[0]);
+    }
+    assert!(
+        !warnings.iter().any(|w| w.contains("'http_user'")),
+        "empty means unset"
+    );
+    // The value is never echoed (http_passwd is a secret).
+    assert!(!warnings.iter().any(|w| w.contains("secret-pass")));
+    assert!(ok(&[]).startup_warnings().is_empty());
+}
+
+#[test]
+fn lookup_keys_cover_properties_and_foreign_keys() {
+    let keys: Vec<&str> = lookup_keys().collect();
+    assert!(keys.contains(&"endpoint") && keys.contains(&"uri") && keys.contains(&"pipeline"));
+    assert_eq!(keys.len(), PROPERTIES.len() + FOREIGN_KEYS.len());
 }
