@@ -9,7 +9,7 @@ use crate::env::Env;
 use crate::event::Compression;
 use crate::flb_log;
 use crate::http::body::Payload;
-use crate::http::client::{build_client, ClientError, ClientOptions};
+use crate::http::client::{build_client, transport_hint, ClientError, ClientOptions};
 use crate::http::delivery::{body_excerpt, classify, Verdict};
 use crate::http::proxy::{redact_url, ProxyError, ProxyResolver, PROXY_URL_VARS};
 use crate::log::{Level, SharedLog};
@@ -380,9 +380,10 @@ impl Output {
                         flb_log!(
                             self.log,
                             Level::Warn,
-                            "request to {} failed, chunk kept for retry: {}",
+                            "request to {} failed, chunk kept for retry: {}{}",
                             redact_url(&self.config.endpoint),
-                            self.redact(&e)
+                            self.redact(&e),
+                            transport_hint(&e).map_or(String::new(), |h| format!(" ({h})"))
                         );
                         return FlushResult::Retry;
                     }
