@@ -10,7 +10,7 @@ use crate::event::Compression;
 use crate::flb_log;
 use crate::http::body::Payload;
 use crate::http::client::{build_client, transport_hint, ClientError, ClientOptions};
-use crate::http::delivery::{body_excerpt, classify, Verdict};
+use crate::http::delivery::{body_excerpt, classify, header_excerpt, ResponseHead, Verdict};
 use crate::http::proxy::{redact_url, ProxyError, ProxyResolver, PROXY_URL_VARS};
 use crate::log::{Level, SharedLog};
 use bytes::Bytes;
@@ -365,34 +365,34 @@ impl Output {
         let mut refreshed = false;
         let mut skew_fixed = false;
         loop {
-            let (status, date, response) =
-                match self.send_once(&payload, &digest_hex, part.tag).await {
-                    Ok(r) => r,
-                    Err(SendError::Credentials(e)) => {
-                        flb_log!(
-                            self.log,
-                            Level::Warn,
-                            "no usable credentials, chunk kept for retry: {e}"
-                        );
-                        return FlushResult::Retry;
-                    }
-                    Err(SendError::Transport(e)) => {
-                        flb_log!(
-                            self.log,
-                            Level::Warn,
-                            "request to {} failed, chunk kept for retry: {}{}",
-                            redact_url(&self.config.endpoint),
-                            self.redact(&e),
-                            transport_hint(&e).map_or(String::new(), |h| format!(" ({h})"))
-                        );
-                        return FlushResult::Retry;
-                    }
-                    Err(SendError::Signing(e)) => {
-                        flb_log!(self.log, Level::Error, "{e}; chunk kept for retry");
-                        return FlushResult::Retry;
-                    }
-                };
-            match classify(status, &response) {
+            let (head, response) = match self.send_once(&payload, &digest_hex, part.tag).await {
+                Ok(r) => r,
+                Err(SendError::Credentials(e)) => {
+                    flb_log!(
+                        self.log,
+                        Level::Warn,
+                        "no usable credentials, chunk kept for retry: {e}"
+                    );
+                    return FlushResult::Retry;
+                }
+                Err(SendError::Transport(e)) => {
+                    flb_log!(
+                        self.log,
+                        Level::Warn,
+                        "request to {} failed, chunk kept for retry: {}{}",
+                        redact_url(&self.config.endpoint),
+                        self.redact(&e),
+                        transport_hint(&e).map_or(String::new(), |h| format!(" ({h})"))
+                    );
+                    return FlushResult::Retry;
+                }
+                Err(SendError::Signing(e)) => {
+                    flb_log!(self.log, Level::Error, "{e}; chunk kept for retry");
+                    return FlushResult::Retry;
+                }
+            };
+            let (status, date) = (head.status, head.date.clone());
+            match classify(&head, &response) {
                 Verdict::Delivered => {
                     flb_log!(
                         self.log,
@@ -462,6 +462,10 @@ impl Output {
                     );
                     return FlushResult::Retry;
                 }
+                Verdict::Redirect => {
+                    flb_log!(self.log, Level::Error, "HTTP {status} redirect to '{}' (redirects are not followed; set endpoint to the final URL): {} records with tag '{}' are dropped", head.location.as_deref().map_or_else(|| "(no Location)".to_string(), |l| self.redact(&header_excerpt(l))), range.len(), part.tag);
+                    return FlushResult::Error;
+                }
                 Verdict::Rejected => {
                     flb_log!(self.log, Level::Error, "HTTP {status}: the endpoint rejected {} records with tag '{}'; they are dropped: {}", range.len(), part.tag, body_excerpt(&response));
                     return FlushResult::Error;
@@ -494,7 +498,7 @@ impl Output {
         payload: &Payload,
         digest_hex: &str,
         tag: &str,
-    ) -> Result<(u16, Option<String>, Bytes), SendError> {
+    ) -> Result<(ResponseHead, Bytes), SendError> {
         let format = self.config.body.format;
         let content_type = format.content_type();
         let encoding = self.config.compress.content_encoding();
@@ -542,17 +546,12 @@ impl Output {
             .send()
             .await
             .map_err(|e| SendError::Transport(error_chain(&e)))?;
-        let status = resp.status().as_u16();
-        let date = resp
-            .headers()
-            .get("date")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let head = ResponseHead::of(&resp);
         let body = resp
             .bytes()
             .await
             .map_err(|e| SendError::Transport(error_chain(&e)))?;
-        Ok((status, date, body))
+        Ok((head, body))
     }
 
     fn redact(&self, text: &str) -> String {

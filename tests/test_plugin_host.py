@@ -372,6 +372,20 @@ def test_400_is_error_and_logged(run_plugin, receiver):
     assert any("400" in l and "bad mapping" in l for l in errors), errors
 
 
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_redirect_is_error_with_location_logged(run_plugin, receiver, status):
+    """Redirects are not followed (a signed POST must not wander) and retrying cannot help:
+    FLB_ERROR at once, with the status and Location in the log (DESIGN §6)."""
+    target = receiver.endpoint("/moved-here")
+    receiver.script(Response(status=status, headers={"Location": target}))
+    res = run_plugin([_inst(receiver)], [_one_chunk("redir")], stack=STACK, max_retries=3)
+    assert res.results() == [[H.FLB_ERROR]], res.describe()
+    assert [r.path for r in receiver.requests()] == ["/rc"], receiver.requests()
+    errors = [l for l in res.logs("error") if f"HTTP {status}" in l]
+    assert len(errors) == 1 and target in errors[0] and "not followed" in errors[0], \
+        res.describe()
+
+
 def test_403_without_token_message_is_retry_and_logged(run_plugin, receiver):
     body = ('{"message":"User: arn:aws:iam::123456789012:user/test is not authorized to '
             'perform: es:ESHttpPost"}')

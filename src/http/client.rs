@@ -69,6 +69,9 @@ pub fn build_client(
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(16)
         .http1_only()
+        // A redirect is an answer, not a detour: following it would re-send a signed request
+        // (or a GET without the body) to another target (DESIGN §6: 3xx is logged, not followed).
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("flb-sigv4/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = &opts.tls.ca_file {
         let pem = read("tls_ca_file", path)?;
