@@ -34,6 +34,6 @@ fn readme_reference_matches_the_property_table() {
         .collect();
     assert_eq!(
         rows, expected,
-        "README's reference table is out of date with src/config.rs"
+        "README's reference table is out of date with src/config/properties.rs"
     );
 }

@@ -4,8 +4,9 @@
 # a botocore-verifying receiver, tinyproxy, moto's STS and fake metadata endpoints in network
 # namespaces (those need root and skip with a message otherwise), then every fuzz target for a
 # short budget (fuzz/run.sh; FUZZ_SECONDS per target, default 60).
-# Dependencies: see .ci/run (Debian: tinyproxy valgrind iproute2 g++; PyPI: tests/requirements.txt;
-# cargo-fuzz). With FLB_SIGV4_CI=1 (set by .ci/run) nothing may be skipped: a skipped Python test
+# Dependencies: tests/setup.sh installs them (Debian: tinyproxy valgrind iproute2 g++; PyPI:
+# tests/requirements.txt; cargo-fuzz); README's test command is `./tests/setup.sh && ./tests/run.sh`.
+# With FLB_SIGV4_CI=1 (set by .ci/run) nothing may be skipped: a skipped Python test
 # fails the run (tests/conftest.py) and so does a missing cargo-fuzz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,5 +22,5 @@ elif [ "${FLB_SIGV4_CI:-}" = 1 ]; then
     exit 1
 else
     echo "tests/run.sh: SKIPPED the fuzzers: cargo-fuzz is not installed" \
-        "(cargo install cargo-fuzz --locked; see .ci/run)" >&2
+        "(tests/setup.sh installs it as root or in CI)" >&2
 fi

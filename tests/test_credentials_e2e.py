@@ -652,6 +652,35 @@ def test_no_proxy_property_applies_to_sts_as_well(lab):
     assert "10.200.0.0/31" in provider_line(res)
 
 
+def test_lenient_no_proxy_environment_skips_bad_entry_and_exempts_wildcard_domain(lab):
+    """NO_PROXY=192.168.*,*.corp.example (what users write for curl, Go and Python requests):
+    init succeeds, one warning names the skipped entry, and `*.corp.example` really exempts
+    logs.corp.example (resolved to a "remote" address in the namespace): the records reach it
+    directly while a host outside the list still goes through the proxy."""
+    # names first: tinyproxy resolves them through the namespace's hosts file too
+    lab.ns.set_hosts({"logs.corp.example": REMOTE_ADDR, "logs.other.example": REMOTE_ADDR})
+    tp = lab.tinyproxy()
+    rcv = lab.receiver(REMOTE_ADDR, credentials=[CREDENTIALS], require_token=True)
+    env = _proxy_env(lab, tp, **CREDS_ENV, NO_PROXY="192.168.*,*.corp.example")
+    c = chunk(prefix="np")
+    exempt = f"http://logs.corp.example:{rcv.port}/bulk"
+    res = lab.run(instance(exempt), [c], env=env)
+    assert_delivered(res, rcv, [c], keys={CREDENTIALS[0]})
+    warnings = [l for l in res.logs("warn") if "'192.168.*'" in l]
+    assert len(warnings) == 1, res.describe()
+    assert "NO_PROXY entry '192.168.*' skipped: not a host name" in warnings[0], warnings[0]
+    assert "192.168.0.0/16" in warnings[0], warnings[0]
+    line = [l for l in res.logs("info") if "proxy for the endpoint" in l]
+    assert len(line) == 1 and line[0].endswith(
+        "proxy for the endpoint: direct (NO_PROXY entry '*.corp.example')"), line
+    assert not [r for r in tp.requests() if "corp.example" in r.target], tp.describe()
+    # the control: the same receiver under a name outside NO_PROXY goes through the proxy
+    res = lab.run(instance(f"http://logs.other.example:{rcv.port}/bulk"), [chunk(prefix="np2")],
+                  env=env)
+    assert res.returncode == 0 and res.results() == [[H.FLB_OK]], res.describe()
+    assert _proxied(tp, "logs.other.example", rcv.port), tp.describe()
+
+
 @pytest.mark.parametrize("proxy_kind", ["tinyproxy", "clean-407"])
 def test_proxy_auth_refused_is_retried_not_dropped(lab, proxy_kind):
     """A proxy that refuses our credentials (HTTP 407 for a plain-http target) is a proxy

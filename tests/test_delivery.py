@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from tests.helpers import host as H
 from tests.helpers import netns as netns_mod
 from tests.helpers.faults import wait_until
 from tests.helpers.receiver import Receiver, Response
-from tests.helpers.tls import make_pki
+from tests.helpers.tls import make_openssl_req_x509, make_pki
 from tests.test_plugin_host import STACK, assert_all_signed, assert_records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -243,7 +244,45 @@ def test_https_self_signed_with_verification_on_is_retry(run_plugin, receiver_fa
     warns = res.logs("warn")
     assert any("chunk kept for retry" in l and re.search(r"certificate|UnknownIssuer|tls", l, re.I)
                for l in warns), warns
+    # the line says what it means and how to fix it
+    assert any("UnknownIssuer" in l and "not signed by a CA this host trusts" in l
+               and "set tls_ca_file" in l for l in warns), warns
     assert wait_until(lambda: rcv.tls_errors, 5), "the receiver saw no failed handshake"
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl command is not installed")
+def test_openssl_req_x509_certificate_log_says_what_it_means_and_the_fix(
+        run_plugin, receiver_factory, tmp_path):
+    """`openssl req -x509` marks its certificate CA:TRUE; rustls refuses a CA certificate as a
+    server's (CaUsedAsEndEntity) even when tls_ca_file trusts it. The log line says what that
+    means and both fixes, and the fix `tls_verify off` delivers."""
+    x509 = make_openssl_req_x509(tmp_path)
+    rcv = _tls_receiver(receiver_factory, x509["cert"], x509["key"])
+    res = run_plugin([_inst(rcv, tls_ca_file=x509["cert"])], [_chunk("x509")], stack=STACK,
+                     max_retries=0)
+    assert res.results() == [[H.FLB_RETRY]], res.describe()
+    lines = [l for l in res.logs("warn") if "CaUsedAsEndEntity" in l]
+    assert len(lines) == 1, res.describe()
+    for needle in ("chunk kept for retry",
+                   "the server's certificate is a CA certificate used as a server certificate",
+                   "openssl req -x509", "leaf certificate signed by a CA",
+                   "set tls_ca_file to the CA", "or set tls_verify off"):
+        assert needle in lines[0], (needle, lines[0])
+    assert rcv.requests() == []
+    chunk = _chunk("x509off")
+    res = run_plugin([_inst(rcv, tls_verify="off")], [chunk], stack=STACK, max_retries=0)
+    assert res.results() == [[H.FLB_OK]], res.describe()
+    assert_records(rcv.records(), chunk.events)
+
+
+def test_certificate_for_another_name_log_says_so(run_plugin, receiver_factory, tmp_path):
+    pki = make_pki(tmp_path / "pki", ips=("10.9.9.9",), names=("other.example",))
+    rcv = _tls_receiver(receiver_factory, pki["server_cert"], pki["server_key"])
+    res = run_plugin([_inst(rcv, tls_ca_file=pki["ca"])], [_chunk("tlsname")], stack=STACK,
+                     max_retries=0)
+    assert res.results() == [[H.FLB_RETRY]], res.describe()
+    assert any("not valid for name" in l and "does not name the endpoint's host" in l
+               for l in res.logs("warn")), res.describe()
 
 
 def test_mutual_tls_with_client_certificate(run_plugin, receiver_factory, pki):

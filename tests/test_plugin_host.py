@@ -293,6 +293,27 @@ def test_host_and_port_are_withheld(run_plugin, receiver):
     assert receiver.requests() == []
 
 
+def test_copied_out_http_and_opensearch_keys_warn_once_naming_the_equivalent(run_plugin, receiver):
+    """Keys copied from out_http/out_opensearch sections are not silently ignored: one warning
+    per key, naming what to use instead; start-up and delivery go on."""
+    chunk = C.build_chunk(C.make_records(2, prefix="fk"))
+    inst = {"endpoint": receiver.endpoint("/fk"), "aws_region": "us-east-1",
+            "aws_service": "es", "URI": "/other", "Header": "X-Team: a",
+            "AWS_Service_Name": "es", "Pipeline": "p1", "http_passwd": "pw-not-logged"}
+    res = run_plugin([inst], [chunk], log_level="info")
+    assert res.returncode == 0 and res.results() == [[H.FLB_OK]], res.describe()
+    warnings = [l for l in res.logs("warn") if "is not a sigv4_http property" in l]
+    for key, instead in [("uri", "use 'endpoint' instead"), ("header", "use 'headers' instead"),
+                         ("aws_service_name", "use 'aws_service' instead"),
+                         ("pipeline", "?pipeline=NAME"), ("http_passwd", "not supported")]:
+        hits = [l for l in warnings if f"property '{key}' " in l]
+        assert len(hits) == 1, (key, res.describe())
+        assert instead in hits[0], hits[0]
+    assert len(warnings) == 5, res.describe()
+    assert "pw-not-logged" not in res.stderr
+    assert [r.path for r in receiver.requests()] == ["/fk"]
+
+
 def test_log_level_honoured_and_no_secrets_logged(run_plugin, receiver):
     chunk = C.build_chunk(C.make_records(3, prefix="ll"))
     inst = {"endpoint": receiver.endpoint("/ll"), "aws_region": "us-east-1", "aws_service": "es"}
@@ -349,6 +370,20 @@ def test_400_is_error_and_logged(run_plugin, receiver):
     assert receiver.records() == []
     errors = res.logs("error") + res.logs("warn")
     assert any("400" in l and "bad mapping" in l for l in errors), errors
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_redirect_is_error_with_location_logged(run_plugin, receiver, status):
+    """Redirects are not followed (a signed POST must not wander) and retrying cannot help:
+    FLB_ERROR at once, with the status and Location in the log (DESIGN §6)."""
+    target = receiver.endpoint("/moved-here")
+    receiver.script(Response(status=status, headers={"Location": target}))
+    res = run_plugin([_inst(receiver)], [_one_chunk("redir")], stack=STACK, max_retries=3)
+    assert res.results() == [[H.FLB_ERROR]], res.describe()
+    assert [r.path for r in receiver.requests()] == ["/rc"], receiver.requests()
+    errors = [l for l in res.logs("error") if f"HTTP {status}" in l]
+    assert len(errors) == 1 and target in errors[0] and "not followed" in errors[0], \
+        res.describe()
 
 
 def test_403_without_token_message_is_retry_and_logged(run_plugin, receiver):

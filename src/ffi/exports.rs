@@ -6,7 +6,7 @@
 
 use super::abi::*;
 use super::log_bridge::FlbLog;
-use crate::config::{Config, PROPERTIES};
+use crate::config::{self, Config};
 use crate::env::Env;
 use crate::flb_log;
 use crate::log::{Level, Log, SharedLog};
@@ -95,8 +95,8 @@ unsafe fn read_properties(api: *const FlbApi, o_ins: *mut c_void) -> HashMap<&'s
     let Some(get) = (unsafe { (*api).output_get_property }) else {
         return out;
     };
-    for prop in PROPERTIES {
-        let Ok(key) = CString::new(prop.name) else {
+    for name in config::lookup_keys() {
+        let Ok(key) = CString::new(name) else {
             continue;
         };
         // SAFETY: key is NUL-terminated; Fluent Bit returns NULL or a string it owns.
@@ -106,7 +106,7 @@ unsafe fn read_properties(api: *const FlbApi, o_ins: *mut c_void) -> HashMap<&'s
             let value = unsafe { CStr::from_ptr(value) }
                 .to_string_lossy()
                 .into_owned();
-            out.insert(prop.name, value);
+            out.insert(name, value);
         }
     }
     out

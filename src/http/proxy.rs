@@ -31,8 +31,10 @@
 //!   effective port counts (its explicit port, else 80 for http and 443 for https).
 //!
 //! Host matching is case-insensitive and ignores trailing dots. IP entries match only URLs whose
-//! host is an IP literal (no DNS resolution). An entry that cannot be parsed (a bad port, a bad
-//! CIDR prefix) is an error, never silently ignored.
+//! host is an IP literal (no DNS resolution). An entry of the `no_proxy` property that cannot be
+//! parsed (a bad port, a bad CIDR prefix) is an error. The environment is lenient, as curl, Go
+//! and Python requests are: an entry none of them understands (`192.168.*`) is skipped and
+//! reported once through [`ProxyResolver::skipped_no_proxy`], never silently ignored.
 //!
 //! Proxy passwords never appear in `Debug`, [`ProxyResolver::describe`] or [`ProxyError`]: they are
 //! rendered as `***` (see [`redact_url`]).
@@ -53,10 +55,10 @@ pub enum ProxyError {
         value: String,
         reason: String,
     },
-    /// A `NO_PROXY`/`no_proxy` entry that cannot be parsed.
+    /// An entry of the `no_proxy` property that cannot be parsed (the environment's are skipped).
     #[error("{source_name} has invalid entry '{entry}': {reason}; expected '*', a host name, '.domain', an IP address, a CIDR range, each optionally with ':port'")]
     InvalidNoProxy {
-        /// The variable (`NO_PROXY`, `no_proxy`) or `property no_proxy`.
+        /// `property no_proxy`.
         source_name: String,
         entry: String,
         reason: String,
@@ -111,6 +113,50 @@ pub struct ProxyResolver {
     http: Option<ProxySetting>,
     all: Option<ProxySetting>,
     no_proxy: Vec<NoProxyEntry>,
+    /// Entries of `NO_PROXY`/`no_proxy` that were skipped (the environment is lenient).
+    skipped: Vec<SkippedEntry>,
+}
+
+/// An environment `NO_PROXY`/`no_proxy` entry that none of curl, Go and Python requests would
+/// understand either (such as `192.168.*`): skipped, and reported once at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedEntry {
+    /// `NO_PROXY` or `no_proxy`.
+    pub source: &'static str,
+    pub entry: String,
+    pub reason: String,
+}
+
+impl fmt::Display for SkippedEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} entry '{}' skipped: {}; expected '*', a host name, '.domain', '*.domain', an IP \
+             address or a CIDR range, each optionally with ':port'",
+            self.source, self.entry, self.reason
+        )?;
+        if let Some(cidr) = wildcard_as_cidr(&self.entry) {
+            write!(f, " (for this range write {cidr})")?;
+        }
+        Ok(())
+    }
+}
+
+/// `192.168.*` → `192.168.0.0/16`: the CIDR form of a trailing-wildcard IPv4 prefix.
+fn wildcard_as_cidr(entry: &str) -> Option<String> {
+    let prefix = entry.strip_suffix(".*")?;
+    let octets: Vec<&str> = prefix.split('.').collect();
+    if octets.is_empty()
+        || octets.len() > 3
+        || !octets
+            .iter()
+            .all(|o| o.parse::<u8>().is_ok() && !o.is_empty())
+    {
+        return None;
+    }
+    let mut full: Vec<&str> = octets.clone();
+    full.resize(4, "0");
+    Some(format!("{}/{}", full.join("."), octets.len() * 8))
 }
 
 /// Why a URL goes direct or through a proxy.
@@ -132,6 +178,9 @@ impl ProxyResolver {
     ///
     /// When `HTTPS_PROXY` and `https_proxy` (or `HTTP_PROXY`/`http_proxy`,
     /// `ALL_PROXY`/`all_proxy`) are both set and differ, the lowercase one wins, as in curl.
+    ///
+    /// An entry of `NO_PROXY`/`no_proxy` that cannot be parsed is skipped (see
+    /// [`ProxyResolver::skipped_no_proxy`]); one of the `no_proxy` property is an error.
     pub fn new(
         env: &dyn Fn(&str) -> Option<String>,
         explicit: Option<&Url>,
@@ -155,11 +204,23 @@ impl ProxyResolver {
         }
         for var in ["NO_PROXY", "no_proxy"] {
             if let Some(list) = env_value(env, var) {
-                parse_no_proxy(&list, var, &mut resolver.no_proxy)?;
+                for bad in parse_no_proxy(&list, var, &mut resolver.no_proxy) {
+                    // Both variables often hold the same list: one report per entry.
+                    if !resolver.skipped.iter().any(|s| s.entry == bad.entry) {
+                        resolver.skipped.push(bad);
+                    }
+                }
             }
         }
         if let Some(list) = extra_no_proxy {
-            parse_no_proxy(list, "property no_proxy", &mut resolver.no_proxy)?;
+            let bad = parse_no_proxy(list, "property no_proxy", &mut resolver.no_proxy);
+            if let Some(first) = bad.into_iter().next() {
+                return Err(ProxyError::InvalidNoProxy {
+                    source_name: first.source.to_string(),
+                    entry: first.entry,
+                    reason: first.reason,
+                });
+            }
         }
         Ok(resolver)
     }
@@ -172,7 +233,14 @@ impl ProxyResolver {
             http: None,
             all: None,
             no_proxy: Vec::new(),
+            skipped: Vec::new(),
         }
+    }
+
+    /// The environment's `NO_PROXY`/`no_proxy` entries that were skipped, once each; log each
+    /// as a start-up warning (its `Display` is the whole message).
+    pub fn skipped_no_proxy(&self) -> &[SkippedEntry] {
+        &self.skipped
     }
 
     /// The proxy to use for `url`, or `None` for a direct connection.
@@ -403,30 +471,32 @@ fn env_proxy(
     Ok(Some(ProxySetting { url, source }))
 }
 
+/// Parses a comma/space separated list into `out`; returns the entries it could not parse.
 fn parse_no_proxy(
     list: &str,
     source: &'static str,
     out: &mut Vec<NoProxyEntry>,
-) -> Result<(), ProxyError> {
+) -> Vec<SkippedEntry> {
+    let mut bad = Vec::new();
     for text in list.split(|c: char| c == ',' || c.is_whitespace()) {
         if text.is_empty() {
             continue;
         }
-        let (pattern, port) = parse_entry(&text.to_ascii_lowercase()).map_err(|reason| {
-            ProxyError::InvalidNoProxy {
-                source_name: source.to_string(),
+        match parse_entry(&text.to_ascii_lowercase()) {
+            Ok((pattern, port)) => out.push(NoProxyEntry {
+                pattern,
+                port,
+                text: text.to_string(),
+                source,
+            }),
+            Err(reason) => bad.push(SkippedEntry {
+                source,
                 entry: text.to_string(),
                 reason,
-            }
-        })?;
-        out.push(NoProxyEntry {
-            pattern,
-            port,
-            text: text.to_string(),
-            source,
-        });
+            }),
+        }
     }
-    Ok(())
+    bad
 }
 
 fn parse_port(text: &str) -> Result<u16, String> {
@@ -920,10 +990,91 @@ mod tests {
             assert!(text.contains(needle), "{list}: {text}");
             assert!(text.contains("property no_proxy"), "{text}");
         }
-        let err = resolver(&[("NO_PROXY", "10.0.0.0/40")], None, None).expect_err("bad");
-        assert!(err
-            .to_string()
-            .starts_with("NO_PROXY has invalid entry '10.0.0.0/40'"));
+    }
+
+    #[test]
+    fn environment_no_proxy_skips_what_it_cannot_parse_once_each() {
+        let list = "192.168.*, *.corp.example,10.0.0.0/40 .inner.example:8443 fd00::/8";
+        let r = resolver(
+            &[
+                ("HTTPS_PROXY", "http://proxy:3128"),
+                ("NO_PROXY", list),
+                ("no_proxy", list),
+            ],
+            None,
+            None,
+        )
+        .expect("the environment is lenient");
+        let skipped: Vec<String> = r.skipped_no_proxy().iter().map(|s| s.to_string()).collect();
+        assert_eq!(skipped.len(), 2, "{skipped:#?}");
+        assert!(
+            skipped[0].starts_with("NO_PROXY entry '192.168.*' skipped: not a host name;"),
+            "{}",
+            skipped[0]
+        );
+        assert!(
+            skipped[0].ends_with("(for this range write 192.168.0.0/16)"),
+            "{}",
+            skipped[0]
+        );
+        assert!(
+            skipped[1].starts_with("NO_PROXY entry '10.0.0.0/40' skipped: invalid prefix"),
+            "{}",
+            skipped[1]
+        );
+        // The entries around the skipped ones still work.
+        assert!(direct(&r, "https://git.corp.example/"));
+        assert!(direct(&r, "https://a.inner.example:8443/"));
+        assert!(!direct(&r, "https://a.inner.example/"));
+        assert!(direct(&r, "https://[fd00::1]/"));
+        assert!(!direct(&r, "https://192.168.1.1/"));
+        assert!(!direct(&r, "https://example.com/"));
+    }
+
+    #[test]
+    fn environment_no_proxy_accepts_what_curl_go_and_requests_accept() {
+        let r = resolver(
+            &[
+                ("HTTP_PROXY", "http://proxy:3128"),
+                (
+                    "no_proxy",
+                    "localhost,.a.example,*.b.example,c.example:8080,10.1.2.3,172.16.0.0/12,[::1]:80,*",
+                ),
+            ],
+            None,
+            None,
+        )
+        .expect("valid");
+        assert!(
+            r.skipped_no_proxy().is_empty(),
+            "{:?}",
+            r.skipped_no_proxy()
+        );
+    }
+
+    #[test]
+    fn wildcard_ipv4_prefixes_suggest_cidr() {
+        assert_eq!(wildcard_as_cidr("10.*").as_deref(), Some("10.0.0.0/8"));
+        assert_eq!(
+            wildcard_as_cidr("192.168.*").as_deref(),
+            Some("192.168.0.0/16")
+        );
+        assert_eq!(wildcard_as_cidr("10.1.2.*").as_deref(), Some("10.1.2.0/24"));
+        for no in ["*", "a.*", "10.1.2.3.*", "300.*", "10..*"] {
+            assert_eq!(wildcard_as_cidr(no), None, "{no}");
+        }
+    }
+
+    #[test]
+    fn property_no_proxy_stays_strict() {
+        for list in ["192.168.*", "ok.example,10.0.0.0/40"] {
+            let err = resolver(&[("NO_PROXY", "192.168.*")], None, Some(list)).expect_err(list);
+            assert!(
+                err.to_string()
+                    .starts_with("property no_proxy has invalid entry"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -130,6 +130,9 @@ impl Output {
         for warning in config.startup_warnings() {
             flb_log!(log, Level::Warn, "{warning}");
         }
+        for skipped in resolver.skipped_no_proxy() {
+            flb_log!(log, Level::Warn, "{skipped}");
+        }
 
         let auth = if config.aws.auth {
             let scope = resolve_scope(&config, &env, &resolver).await?;

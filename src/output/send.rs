@@ -10,7 +10,8 @@ use crate::chunk_bodies::{self, ChunkBodies};
 use crate::event::Compression;
 use crate::flb_log;
 use crate::http::body::Payload;
-use crate::http::delivery::{body_excerpt, classify, Verdict};
+use crate::http::client::transport_hint;
+use crate::http::delivery::{body_excerpt, classify, header_excerpt, ResponseHead, Verdict};
 use crate::http::proxy::redact_url;
 use crate::log::Level;
 use bytes::Bytes;
@@ -39,8 +40,8 @@ enum SendError {
     Signing(String),
 }
 
-/// A response: status, `Date` header, body.
-type Response = (u16, Option<String>, Bytes);
+/// A response: its status and headers of interest, and its body.
+type Response = (ResponseHead, Bytes);
 
 impl Output {
     /// Sends records `range` (claimed in flight by the caller) and settles or releases them in
@@ -94,15 +95,15 @@ impl Output {
         let mut refreshed = false;
         let mut skew_fixed = false;
         loop {
-            let (status, date, response) =
-                match self.send_once(&payload, &digest_hex, part.tag).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        self.log_send_error(e);
-                        return Sent::Retry;
-                    }
-                };
-            match classify(status, &response) {
+            let (head, response) = match self.send_once(&payload, &digest_hex, part.tag).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.log_send_error(e);
+                    return Sent::Retry;
+                }
+            };
+            let (status, date) = (head.status, head.date.clone());
+            match classify(&head, &response) {
                 Verdict::Delivered => {
                     flb_log!(
                         self.log,
@@ -171,6 +172,11 @@ impl Output {
                     );
                     return Sent::Retry;
                 }
+                Verdict::Redirect => {
+                    flb_log!(self.log, Level::Error, "HTTP {status} redirect to '{}' (redirects are not followed; set endpoint to the final URL): {} records with tag '{}' are dropped", head.location.as_deref().map_or_else(|| "(no Location)".to_string(), |l| self.redact(&header_excerpt(l))), range.len(), part.tag);
+                    part.record.settle(range, Settled::Rejected);
+                    return Sent::Settled;
+                }
                 Verdict::Rejected => {
                     flb_log!(self.log, Level::Error, "HTTP {status}: the endpoint rejected {} records with tag '{}'; they are dropped: {}", range.len(), part.tag, body_excerpt(&response));
                     part.record.settle(range, Settled::Rejected);
@@ -196,9 +202,10 @@ impl Output {
             SendError::Transport(e) => flb_log!(
                 self.log,
                 Level::Warn,
-                "request to {} failed, chunk kept for retry: {}",
+                "request to {} failed, chunk kept for retry: {}{}",
                 redact_url(&self.config.endpoint),
-                self.redact(&e)
+                self.redact(&e),
+                transport_hint(&e).map_or(String::new(), |h| format!(" ({h})"))
             ),
             SendError::Signing(e) => {
                 flb_log!(self.log, Level::Error, "{e}; chunk kept for retry")
@@ -280,17 +287,12 @@ impl Output {
             .send()
             .await
             .map_err(|e| SendError::Transport(error_chain(&e)))?;
-        let status = resp.status().as_u16();
-        let date = resp
-            .headers()
-            .get("date")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let head = ResponseHead::of(&resp);
         let body = resp
             .bytes()
             .await
             .map_err(|e| SendError::Transport(error_chain(&e)))?;
-        Ok((status, date, body))
+        Ok((head, body))
     }
 }
 

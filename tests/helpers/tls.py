@@ -94,3 +94,19 @@ def make_pki(directory: Path, ips: Sequence[str] = ("127.0.0.1",),
         "self_signed_cert": write_cert(d / "self-signed.pem", self_signed),
         "self_signed_key": write_key(d / "self-signed.key", ss_key),
     }
+
+
+def make_openssl_req_x509(directory: Path, ip: str = "127.0.0.1") -> dict:
+    """A self-signed server certificate made the common way, exactly
+    ``openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=<ip> -addext subjectAltName=IP:<ip>``
+    (OpenSSL marks it ``CA:TRUE``). Returns ``cert`` and ``key`` paths; needs the openssl CLI."""
+    import subprocess
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    cert, key = d / "openssl-x509.pem", d / "openssl-x509.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-subj", f"/CN={ip}", "-addext", f"subjectAltName=IP:{ip}",
+                    "-days", "2", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return {"cert": cert, "key": key}
