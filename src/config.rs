@@ -466,6 +466,7 @@ impl Format {
             Format::Json => "json",
             Format::JsonStream => "json_stream",
             Format::Msgpack => "msgpack",
+            Format::OpenSearch => "opensearch",
         }
     }
 }
@@ -625,6 +626,7 @@ impl Config {
             date_key,
             date_format,
             log_key: get("log_key"),
+            bulk: None,
         };
         let compress = match get("compress") {
             None => Compression::None,

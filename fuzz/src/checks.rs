@@ -81,6 +81,7 @@ pub fn check_events(data: &[u8]) {
             date_key: date_key.clone(),
             date_format,
             log_key: log_key.clone(),
+            bulk: None,
         };
         let res = encode_chunk(chunk, &opts);
         if let Ok(recs) = &res {
