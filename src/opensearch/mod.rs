@@ -1,6 +1,7 @@
 //! OpenSearch `_bulk` (DESIGN §12): the options of `format opensearch` (the body itself is
-//! written by `event::bulk`), (the `_bulk` response parser comes next).
+//! written by `event::bulk`) and the `_bulk` response's per-document outcomes ([`response`]).
 
+pub mod response;
 pub mod strftime;
 
 pub use strftime::DatePattern;
