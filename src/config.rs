@@ -65,6 +65,8 @@ pub struct Config {
     /// `no_proxy`: added to `NO_PROXY`.
     pub no_proxy: Option<String>,
     pub aws: AwsConfig,
+    /// Start-up warnings found while reading the properties (out_opensearch keys ignored…).
+    pub notes: Vec<String>,
 }
 
 /// A bad property value. Rendered as one log line naming property, value and what is accepted.
@@ -141,10 +143,10 @@ pub static PROPERTIES: &[Property] = &[
     prop("tls_key_file", None, "PEM private key of the client certificate; requires tls_crt_file."),
     prop("timeout", Some("30s"), "Time limit of one whole request; a number of seconds or with a unit: ms, s, m, h, d."),
     prop("connect_timeout", Some("10s"), "Time limit to connect (TCP, proxy and TLS handshake); same forms as timeout."),
-    prop("format", Some("json_lines"), "Body format: json_lines, json, json_stream or msgpack."),
-    prop("json_date_key", Some("date"), "Key under which the record timestamp is written; false (or off, no) omits it."),
-    prop("json_date_format", Some("double"), "Timestamp format: double, epoch, epoch_ms (also epoch_millis, epoch_milliseconds), iso8601 or java_sql_timestamp."),
-    prop("log_key", None, "Ship only this field of each record."),
+    prop("format", Some("json_lines"), "Body format: json_lines, json, json_stream, msgpack or opensearch (the _bulk NDJSON of OpenSearch; the endpoint path must end in /_bulk)."),
+    prop("json_date_key", Some("date"), "Key under which the record timestamp is written; false (or off, no) omits it. With format opensearch the default is @timestamp."),
+    prop("json_date_format", Some("double"), "Timestamp format: double, epoch, epoch_ms (also epoch_millis, epoch_milliseconds), iso8601 or java_sql_timestamp. With format opensearch the default is iso8601."),
+    prop("log_key", None, "Ship only this field of each record (not with format opensearch)."),
     prop("compress", Some("none"), "Body compression: none, gzip or zstd."),
     prop("headers", None, "Extra request headers as 'Name: value' pairs separated by ';' (write a literal ';' in a value as '\\;'), e.g. 'X-Team: logs; X-Env: prod'."),
     prop("header_tag", None, "Name of a request header that carries the chunk's tag."),
@@ -160,10 +162,33 @@ pub static PROPERTIES: &[Property] = &[
     prop("aws_role_session_name", None, "Session name for sts:AssumeRole (2-64 characters of A-Z a-z 0-9 _ + = , . @ -)."),
     prop("aws_sts_endpoint", None, "STS endpoint URL to use instead of the region's regional endpoint."),
     prop("aws_imds", Some("auto"), "EC2 instance metadata credentials: auto (when this host is EC2), on or off."),
+    // format opensearch (out_opensearch's names; src/opensearch/settings.rs)
+    prop("index", Some("fluent-bit"), "format opensearch: the index of every document (strftime conversions in it are filled from the current time, UTC); unused with logstash_format."),
+    prop("logstash_format", Some("off"), "format opensearch: index <logstash_prefix><logstash_prefix_separator><logstash_dateformat of the record's time>."),
+    prop("logstash_prefix", Some("logstash"), "format opensearch: index prefix with logstash_format."),
+    prop("logstash_prefix_key", None, "format opensearch: the record's value at this key (a top-level key or a record accessor such as $kubernetes['namespace_name']), when a string or an integer, replaces logstash_prefix."),
+    prop("logstash_prefix_separator", Some("-"), "format opensearch: text between the prefix and the date with logstash_format."),
+    prop("logstash_dateformat", Some("%Y.%m.%d"), "format opensearch: strftime pattern of the index date with logstash_format, from each record's timestamp in UTC."),
+    prop("current_time_index", Some("off"), "format opensearch: the index date is the time of sending instead of the record's."),
+    prop("write_operation", Some("create"), "format opensearch: create, index, update or upsert (update with doc_as_upsert); update and upsert need id_key or generate_id."),
+    prop("generate_id", Some("off"), "format opensearch: _id from a hash of the record's timestamp and original content, so a re-sent record is not indexed twice (two identical records with the same timestamp count as one)."),
+    prop("id_key", None, "format opensearch: _id from this field (a top-level key or a record accessor) when it is a string or an integer."),
+    prop("retry_on_conflict", Some("3"), "format opensearch: retry_on_conflict of update and upsert actions (0-1000)."),
+    prop("replace_dots", Some("off"), "format opensearch: '.' in record keys (at every depth) becomes '_'."),
+    prop("include_tag_key", Some("off"), "format opensearch: add the tag to each document under tag_key."),
+    prop("tag_key", Some("flb-key"), "format opensearch: key of the tag with include_tag_key."),
+    prop("suppress_type_name", Some("on"), "format opensearch: accepted for out_opensearch configurations; always on (_type is never sent)."),
+    prop("time_key", Some("@timestamp"), "format opensearch: out_opensearch's name for json_date_key (json_date_key wins when both are set)."),
+    prop("time_key_format", Some("%Y-%m-%dT%H:%M:%S"), "format opensearch: out_opensearch's date format, understood in its ISO forms: %Y-%m-%dT%H:%M:%S (iso8601) or %Y-%m-%d %H:%M:%S (java_sql_timestamp); json_date_format wins when both are set."),
+    prop("time_key_nanos", Some("off"), "format opensearch: accepted; dates always carry nanoseconds (nine fraction digits, which OpenSearch date fields read)."),
 ];
 
 impl ConfigError {
-    fn invalid(property: &'static str, value: &str, accepted: impl Into<String>) -> Self {
+    pub(crate) fn invalid(
+        property: &'static str,
+        value: &str,
+        accepted: impl Into<String>,
+    ) -> Self {
         ConfigError::Invalid {
             property,
             value: one_line(value),
@@ -589,24 +614,27 @@ impl Config {
                 "json" => Format::Json,
                 "json_stream" => Format::JsonStream,
                 "msgpack" => Format::Msgpack,
+                "opensearch" => Format::OpenSearch,
                 _ => {
                     return Err(ConfigError::invalid(
                         "format",
                         &v,
-                        "json_lines, json, json_stream or msgpack",
+                        "json_lines, json, json_stream, msgpack or opensearch",
                     ))
                 }
             },
         };
         let date_key = match get("json_date_key") {
-            None => Some("date".to_string()),
+            None => None,
             // As out_http: a false boolean disables the key (flb_utils_bool has no "0").
-            Some(v) if matches!(v.to_ascii_lowercase().as_str(), "false" | "off" | "no") => None,
-            Some(v) => Some(v),
+            Some(v) if matches!(v.to_ascii_lowercase().as_str(), "false" | "off" | "no") => {
+                Some(None)
+            }
+            Some(v) => Some(Some(v)),
         };
         let date_format = match get("json_date_format") {
-            None => DateFormat::Double,
-            Some(v) => match v.to_ascii_lowercase().as_str() {
+            None => None,
+            Some(v) => Some(match v.to_ascii_lowercase().as_str() {
                 "double" => DateFormat::Double,
                 "epoch" => DateFormat::Epoch,
                 "epoch_ms" | "epoch_millis" | "epoch_milliseconds" => DateFormat::EpochMs,
@@ -619,14 +647,35 @@ impl Config {
                         "double, epoch, epoch_ms, iso8601 or java_sql_timestamp",
                     ))
                 }
-            },
+            }),
         };
-        let body = BodyOptions {
-            format,
-            date_key,
-            date_format,
-            log_key: get("log_key"),
-            bulk: None,
+        let mut notes = Vec::new();
+        let body = if format == Format::OpenSearch {
+            crate::opensearch::settings::check_endpoint(&endpoint)?;
+            if let Some(v) = get("log_key") {
+                return Err(ConfigError::invalid(
+                    "log_key",
+                    &v,
+                    "no log_key with format opensearch (each document is the whole record)",
+                ));
+            }
+            let s = crate::opensearch::settings::parse(&get, date_key, date_format)?;
+            notes = s.warnings;
+            BodyOptions {
+                format,
+                date_key: s.date_key,
+                date_format: s.date_format,
+                log_key: None,
+                bulk: Some(s.bulk),
+            }
+        } else {
+            BodyOptions {
+                format,
+                date_key: date_key.unwrap_or_else(|| Some("date".to_string())),
+                date_format: date_format.unwrap_or(DateFormat::Double),
+                log_key: get("log_key"),
+                bulk: None,
+            }
         };
         let compress = match get("compress") {
             None => Compression::None,
@@ -794,6 +843,7 @@ impl Config {
             proxy,
             no_proxy,
             aws,
+            notes,
         })
     }
 
@@ -859,7 +909,7 @@ impl Config {
     /// Warnings worth one log line each at start-up: TLS verification off, plain `http://` to a
     /// host that is not loopback.
     pub fn startup_warnings(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out = self.notes.clone();
         let host = self.endpoint.host_str().unwrap_or("");
         if self.endpoint.scheme() == "http" && !is_loopback_host(host) {
             out.push(format!(
@@ -962,7 +1012,7 @@ mod tests {
             assert!(!is_core_key(p.name), "{} is withheld by Fluent Bit", p.name);
             assert!(!p.description.is_empty() && !p.description.contains('\n'));
         }
-        assert_eq!(PROPERTIES.len(), 26);
+        assert_eq!(PROPERTIES.len(), 44);
         for key in [
             "match",
             "Match_Regex",
@@ -1225,7 +1275,7 @@ mod tests {
         for v in ["gelf", "otlp_json", "ndjson", "jsonlines"] {
             assert_eq!(
                 err(&[("format", v)]),
-                format!("property 'format' has invalid value '{v}': expected json_lines, json, json_stream or msgpack")
+                format!("property 'format' has invalid value '{v}': expected json_lines, json, json_stream, msgpack or opensearch")
             );
         }
     }
@@ -1599,7 +1649,7 @@ mod tests {
         let e = err(&[("format", "json\nlines")]);
         assert_eq!(
             e,
-            "property 'format' has invalid value 'json\\nlines': expected json_lines, json, json_stream or msgpack"
+            "property 'format' has invalid value 'json\\nlines': expected json_lines, json, json_stream, msgpack or opensearch"
         );
         let long = "x".repeat(1000);
         assert!(err(&[("format", &long)]).len() < 400);
@@ -1650,12 +1700,23 @@ mod tests {
             cell.borrow_mut().push(k.to_string());
             (k == "endpoint").then(|| EP.to_string())
         });
+        // and the properties of format opensearch
+        let _ = Config::from_lookup(|k| {
+            cell.borrow_mut().push(k.to_string());
+            match k {
+                "endpoint" => Some("https://search-x.us-east-1.es.amazonaws.com/_bulk".into()),
+                "format" => Some("opensearch".into()),
+                "logstash_format" | "include_tag_key" => Some("on".into()),
+                _ => None,
+            }
+        });
         for p in PROPERTIES {
             assert!(asked.contains(&p.name.to_string()), "{} never read", p.name);
         }
         for k in &asked {
             assert!(
-                PROPERTIES.iter().any(|p| p.name == k),
+                PROPERTIES.iter().any(|p| p.name == k)
+                    || crate::opensearch::settings::IGNORED_KEYS.contains(&k.as_str()),
                 "{k} not in PROPERTIES"
             );
         }

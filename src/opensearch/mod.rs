@@ -2,6 +2,7 @@
 //! written by `event::bulk`) and the `_bulk` response's per-document outcomes ([`response`]).
 
 pub mod response;
+pub mod settings;
 pub mod strftime;
 
 pub use strftime::DatePattern;
