@@ -312,6 +312,16 @@ def metadata():
     write("metadata_json", "bad", '{"AccessKeyId":["x"],"Expiration":"tomorrow"}')
 
 
+def bulk():
+    fixtures = os.path.join(os.path.dirname(OUT), "..", "tests", "fixtures", "opensearch")
+    for name in sorted(os.listdir(fixtures)):
+        if name.endswith(".json"):
+            with open(os.path.join(fixtures, name), encoding="utf-8") as f:
+                write("bulk_response", name[:-5], f.read())
+    write("bulk_response", "ok", '{"took":1,"errors":false,"items":[{"create":{"_index":"a","_id":"1","status":201}}]}')
+    write("bulk_response", "string_error", '{"items":[{"index":{"status":400,"error":"bad"}}],"errors":true}')
+
+
 if __name__ == "__main__":
     events()
     config()
@@ -320,4 +330,5 @@ if __name__ == "__main__":
     process()
     sts()
     metadata()
+    bulk()
     print(f"seeds written under {OUT}", file=sys.stderr)

@@ -7,7 +7,9 @@
 //! uncompressed flush, encoding and compression those of a compressed one; this way they
 //! mostly overlap instead of adding up.
 
-use crate::event::{self, ChunkEncoder, Compression, DecodeError, EncodedRecords, Format};
+use crate::event::{
+    self, ChunkContext, ChunkEncoder, Compression, DecodeError, EncodedRecords, Format,
+};
 use crate::handoff::{Finish, Handoff, Stage};
 use crate::http::body::Payload;
 use bytes::Bytes;
@@ -80,10 +82,23 @@ impl ChunkBodies {
         max_request_bytes: usize,
         compression: Compression,
     ) -> Result<ChunkBodies, DecodeError> {
+        Self::encode_tagged(chunk, "", body, max_request_bytes, compression).await
+    }
+
+    /// [`encode`](Self::encode) for a chunk whose tag the body may carry (`format opensearch`
+    /// with `include_tag_key`).
+    pub async fn encode_tagged(
+        chunk: &[u8],
+        tag: &str,
+        body: &event::BodyOptions,
+        max_request_bytes: usize,
+        compression: Compression,
+    ) -> Result<ChunkBodies, DecodeError> {
+        let ctx = ChunkContext::now(tag.as_bytes());
         if body.format != Format::Json && chunk.len() >= OVERLAP_MIN_CHUNK {
-            return encode_alongside(chunk, body, max_request_bytes, compression).await;
+            return encode_alongside(chunk, ctx, body, max_request_bytes, compression).await;
         }
-        let records = event::encode_chunk(chunk, body)?;
+        let records = event::encode_chunk_with(chunk, body, ctx)?;
         let records = if body.format == Format::Json {
             Records::Framed(records)
         } else {
@@ -291,6 +306,7 @@ impl Stage for BatchSinks {
 
 async fn encode_alongside(
     chunk: &[u8],
+    ctx: ChunkContext<'_>,
     opts: &event::BodyOptions,
     limit: usize,
     compression: Compression,
@@ -304,7 +320,7 @@ async fn encode_alongside(
     let second = Handoff::start(sinks, |help| {
         tokio::task::spawn_blocking(help);
     });
-    let mut enc = ChunkEncoder::new(chunk, opts);
+    let mut enc = ChunkEncoder::with_context(chunk, opts, ctx);
     let mut pieces = Vec::new();
     let mut ends: Vec<usize> = Vec::with_capacity(chunk.len() / 256 + 1);
     let mut batches = Vec::new();
@@ -453,7 +469,12 @@ mod tests {
     async fn hashing_alongside_gives_the_same_bodies_batches_and_digests() {
         let c = chunk(2000);
         assert!(c.len() >= OVERLAP_MIN_CHUNK, "{}", c.len());
-        for format in [Format::JsonLines, Format::JsonStream, Format::Msgpack] {
+        for format in [
+            Format::JsonLines,
+            Format::JsonStream,
+            Format::Msgpack,
+            Format::OpenSearch,
+        ] {
             let opts = BodyOptions {
                 format,
                 ..BodyOptions::default()

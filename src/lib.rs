@@ -12,5 +12,6 @@ pub mod ffi;
 pub mod handoff;
 pub mod http;
 pub mod log;
+pub mod opensearch;
 pub mod output;
 pub mod runtime;

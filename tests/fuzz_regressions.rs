@@ -1,6 +1,6 @@
 //! Fuzz regressions: every input under `tests/fuzz_inputs/<target>/` (inputs that once crashed
 //! a fuzz target, copied there by `fuzz/run.sh`) and every seed under `fuzz/corpus_seed/<target>/`
-//! goes through the same check the fuzz target runs, for all seven targets (the check functions
+//! goes through the same check the fuzz target runs, for all eight targets (the check functions
 //! of `fuzz/src/`, shared by `#[path]`). Stable toolchain, no fuzzing dependencies.
 
 #[path = "../fuzz/src/checks.rs"]
@@ -92,6 +92,14 @@ fn sts_xml() {
 fn metadata_json() {
     assert!(
         replay("metadata_json", checks_internal::check_metadata_json) > 0,
+        "no seeds"
+    );
+}
+
+#[test]
+fn bulk_response() {
+    assert!(
+        replay("bulk_response", checks::check_bulk_response) > 0,
         "no seeds"
     );
 }

@@ -417,6 +417,7 @@ EXAMPLE_CASES = {
     "fluent-bit.conf": ("us-east-1", "execute-api", 8080),
     "fluent-bit.yaml": ("us-east-1", "execute-api", 8080),
     "opensearch.conf": ("us-east-1", "es", None),  # both inferred from the host name
+    "opensearch-serverless.conf": ("us-east-1", "aoss", None),  # both inferred
     "apigateway.conf": ("eu-west-1", "execute-api", None),  # both inferred
 }
 

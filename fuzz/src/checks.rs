@@ -81,6 +81,7 @@ pub fn check_events(data: &[u8]) {
             date_key: date_key.clone(),
             date_format,
             log_key: log_key.clone(),
+            bulk: None,
         };
         let res = encode_chunk(chunk, &opts);
         if let Ok(recs) = &res {
@@ -620,5 +621,52 @@ pub fn check_proxy(data: &[u8]) {
             "describe() shows a proxy password: {described}"
         );
         let _ = flb_sigv4::http::proxy::redact_url(&url);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// bulk_response: the OpenSearch `_bulk` response parser
+
+/// The input is a response body. The parser must never panic; what it accepts must be JSON that
+/// serde_json reads too, with the same number of items in the same order and statuses; kept
+/// text is bounded and on one line; the summary line stays bounded.
+pub fn check_bulk_response(data: &[u8]) {
+    use flb_sigv4::opensearch::response::{
+        classify, parse_bulk_response, FlushSummary, MAX_REASON_CHARS,
+    };
+    let Ok(r) = parse_bulk_response(data, None) else {
+        return;
+    };
+    let v: serde_json::Value =
+        serde_json::from_slice(data).expect("accepted by the parser but not JSON");
+    let items = v["items"]
+        .as_array()
+        .expect("accepted without an items array");
+    assert_eq!(items.len(), r.items.len());
+    for (item, got) in items.iter().zip(&r.items) {
+        let obj = item.as_object().expect("item object");
+        assert_eq!(obj.len(), 1, "one operation per item");
+        let (op, body) = obj.iter().next().expect("op");
+        assert_eq!(op, got.op.name());
+        // the last of duplicate keys wins in both readers
+        assert_eq!(body["status"].as_u64(), Some(u64::from(got.status)));
+        assert_eq!(got.outcome(), classify(got.op, got.status));
+        if let Some(e) = &got.error {
+            assert!(e.reason.chars().count() <= MAX_REASON_CHARS + 1);
+            assert!(!e.reason.chars().any(char::is_control));
+            assert!(!e.kind.chars().any(char::is_control));
+        }
+        if let Some(i) = &got.index {
+            assert!(!i.chars().any(char::is_control));
+        }
+    }
+    if let Some(errors) = v.get("errors").and_then(|e| e.as_bool()) {
+        assert_eq!(errors, r.errors);
+    }
+    let mut s = FlushSummary::new();
+    s.add_response(&r);
+    if let Some(line) = s.line() {
+        assert!(!line.contains('\n'));
+        assert!(line.len() < 8 * 1024, "summary of {} bytes", line.len());
     }
 }

@@ -65,6 +65,8 @@ pub struct Config {
     pub timeout: Duration,
     /// `connect_timeout` (default 10s).
     pub connect_timeout: Duration,
+    /// Start-up warnings found while reading the properties (out_opensearch keys ignored…).
+    pub notes: Vec<String>,
     pub body: BodyOptions,
     pub compress: Compression,
     /// `headers`: extra request headers, in order.
@@ -108,7 +110,11 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(property: &'static str, value: &str, accepted: impl Into<String>) -> Self {
+    pub(crate) fn invalid(
+        property: &'static str,
+        value: &str,
+        accepted: impl Into<String>,
+    ) -> Self {
         ConfigError::Invalid {
             property,
             value: one_line(value),
@@ -142,6 +148,7 @@ impl Format {
             Format::Json => "json",
             Format::JsonStream => "json_stream",
             Format::Msgpack => "msgpack",
+            Format::OpenSearch => "opensearch",
         }
     }
 }
@@ -264,24 +271,27 @@ impl Config {
                 "json" => Format::Json,
                 "json_stream" => Format::JsonStream,
                 "msgpack" => Format::Msgpack,
+                "opensearch" => Format::OpenSearch,
                 _ => {
                     return Err(ConfigError::invalid(
                         "format",
                         &v,
-                        "json_lines, json, json_stream or msgpack",
+                        "json_lines, json, json_stream, msgpack or opensearch",
                     ))
                 }
             },
         };
         let date_key = match get("json_date_key") {
-            None => Some("date".to_string()),
+            None => None,
             // As out_http: a false boolean disables the key (flb_utils_bool has no "0").
-            Some(v) if matches!(v.to_ascii_lowercase().as_str(), "false" | "off" | "no") => None,
-            Some(v) => Some(v),
+            Some(v) if matches!(v.to_ascii_lowercase().as_str(), "false" | "off" | "no") => {
+                Some(None)
+            }
+            Some(v) => Some(Some(v)),
         };
         let date_format = match get("json_date_format") {
-            None => DateFormat::Double,
-            Some(v) => match v.to_ascii_lowercase().as_str() {
+            None => None,
+            Some(v) => Some(match v.to_ascii_lowercase().as_str() {
                 "double" => DateFormat::Double,
                 "epoch" => DateFormat::Epoch,
                 "epoch_ms" | "epoch_millis" | "epoch_milliseconds" => DateFormat::EpochMs,
@@ -294,13 +304,35 @@ impl Config {
                         "double, epoch, epoch_ms, iso8601 or java_sql_timestamp",
                     ))
                 }
-            },
+            }),
         };
-        let body = BodyOptions {
-            format,
-            date_key,
-            date_format,
-            log_key: get("log_key"),
+        let mut notes = Vec::new();
+        let body = if format == Format::OpenSearch {
+            crate::opensearch::settings::check_endpoint(&endpoint)?;
+            if let Some(v) = get("log_key") {
+                return Err(ConfigError::invalid(
+                    "log_key",
+                    &v,
+                    "no log_key with format opensearch (each document is the whole record)",
+                ));
+            }
+            let s = crate::opensearch::settings::parse(&get, date_key, date_format)?;
+            notes = s.warnings;
+            BodyOptions {
+                format,
+                date_key: s.date_key,
+                date_format: s.date_format,
+                log_key: None,
+                bulk: Some(s.bulk),
+            }
+        } else {
+            BodyOptions {
+                format,
+                date_key: date_key.unwrap_or_else(|| Some("date".to_string())),
+                date_format: date_format.unwrap_or(DateFormat::Double),
+                log_key: get("log_key"),
+                bulk: None,
+            }
         };
         let compress = match get("compress") {
             None => Compression::None,
@@ -468,6 +500,7 @@ impl Config {
             proxy,
             no_proxy,
             aws,
+            notes,
             foreign_keys: foreign::set_keys(get),
         })
     }
@@ -534,7 +567,7 @@ impl Config {
     /// Warnings worth one log line each at start-up: TLS verification off, plain `http://` to a
     /// host that is not loopback.
     pub fn startup_warnings(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out = self.notes.clone();
         let host = self.endpoint.host_str().unwrap_or("");
         if self.endpoint.scheme() == "http" && !is_loopback_host(host) {
             out.push(format!(

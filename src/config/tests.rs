@@ -48,7 +48,7 @@ fn properties_are_unique_and_not_core_keys() {
         assert!(!is_core_key(p.name), "{} is withheld by Fluent Bit", p.name);
         assert!(!p.description.is_empty() && !p.description.contains('\n'));
     }
-    assert_eq!(PROPERTIES.len(), 26);
+    assert_eq!(PROPERTIES.len(), 44);
     for key in [
         "match",
         "Match_Regex",
@@ -313,7 +313,7 @@ fn format_values() {
     for v in ["gelf", "otlp_json", "ndjson", "jsonlines"] {
         assert_eq!(
             err(&[("format", v)]),
-            format!("property 'format' has invalid value '{v}': expected json_lines, json, json_stream or msgpack")
+            format!("property 'format' has invalid value '{v}': expected json_lines, json, json_stream, msgpack or opensearch")
         );
     }
 }
@@ -686,7 +686,7 @@ fn errors_are_one_line() {
     let e = err(&[("format", "json\nlines")]);
     assert_eq!(
         e,
-        "property 'format' has invalid value 'json\\nlines': expected json_lines, json, json_stream or msgpack"
+        "property 'format' has invalid value 'json\\nlines': expected json_lines, json, json_stream, msgpack or opensearch"
     );
     let long = "x".repeat(1000);
     assert!(err(&[("format", &long)]).len() < 400);
@@ -736,6 +736,16 @@ fn lookup_is_by_property_name() {
     let _ = Config::from_lookup(|k| {
         cell.borrow_mut().push(k.to_string());
         (k == "endpoint").then(|| EP.to_string())
+    });
+    // and the properties of format opensearch
+    let _ = Config::from_lookup(|k| {
+        cell.borrow_mut().push(k.to_string());
+        match k {
+            "endpoint" => Some("https://search-x.us-east-1.es.amazonaws.com/_bulk".into()),
+            "format" => Some("opensearch".into()),
+            "logstash_format" | "include_tag_key" => Some("on".into()),
+            _ => None,
+        }
     });
     for p in PROPERTIES {
         assert!(asked.contains(&p.name.to_string()), "{} never read", p.name);

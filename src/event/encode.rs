@@ -50,6 +50,7 @@
 //! when the shipped strings hold JSON. With `msgpack` the value's msgpack is copied as is (depth
 //! limit applied). Records without the key are skipped (not an error).
 
+use super::bulk::{BulkState, ChunkContext};
 use super::decode::{DecodeError, EventDecoder, EventHeader, RawError, Reader, Timestamp, Token};
 use super::{BodyOptions, DateFormat, Format};
 use base64::Engine as _;
@@ -101,11 +102,20 @@ impl EncodedRecords {
 
 /// Decode a whole chunk and encode every record for `opts`.
 pub fn encode_chunk(data: &[u8], opts: &BodyOptions) -> Result<EncodedRecords, DecodeError> {
+    encode_chunk_with(data, opts, ChunkContext::now(b""))
+}
+
+/// [`encode_chunk`] for a chunk whose tag and time the body may need (`format opensearch`).
+pub fn encode_chunk_with(
+    data: &[u8],
+    opts: &BodyOptions,
+    ctx: ChunkContext<'_>,
+) -> Result<EncodedRecords, DecodeError> {
     let mut out = EncodedRecords {
         buf: Vec::with_capacity((data.len() / 10).saturating_mul(13).saturating_add(64)),
         ends: Vec::with_capacity(data.len() / 128 + 1),
     };
-    ChunkEncoder::new(data, opts).encode_some(&mut out, usize::MAX)?;
+    ChunkEncoder::with_context(data, opts, ctx).encode_some(&mut out, usize::MAX)?;
     Ok(out)
 }
 
@@ -119,8 +129,17 @@ pub struct ChunkEncoder<'d, 'o> {
 
 impl<'d, 'o> ChunkEncoder<'d, 'o> {
     pub fn new(data: &'d [u8], opts: &'o BodyOptions) -> ChunkEncoder<'d, 'o> {
+        ChunkEncoder::with_context(data, opts, ChunkContext::now(b""))
+    }
+
+    /// An encoder for a chunk whose tag and time the body may need (`format opensearch`).
+    pub fn with_context(
+        data: &'d [u8],
+        opts: &'o BodyOptions,
+        ctx: ChunkContext<'_>,
+    ) -> ChunkEncoder<'d, 'o> {
         ChunkEncoder {
-            enc: Encoder::new(opts),
+            enc: Encoder::new(opts, ctx),
             dec: EventDecoder::new(data),
             done: false,
         }
@@ -186,6 +205,9 @@ pub fn assemble_body(
     }
 }
 
+static DEFAULT_BULK: once_cell::sync::Lazy<crate::opensearch::BulkOptions> =
+    once_cell::sync::Lazy::new(Default::default);
+
 /// Per-chunk encoder state: pre-encoded date key and reusable work space.
 struct Encoder<'o> {
     opts: &'o BodyOptions,
@@ -193,17 +215,19 @@ struct Encoder<'o> {
     date_key: Vec<u8>,
     dates: DateCache,
     work: Work,
+    /// `format opensearch`.
+    bulk: Option<BulkState<'o>>,
 }
 
 /// Work space reused by every record of a chunk (no per-record allocation or initialisation).
-struct Work {
+pub(super) struct Work {
     scratch: Vec<u8>,
     frames: [Frame; MAX_DEPTH],
     counts: [u64; MAX_DEPTH],
 }
 
 impl<'o> Encoder<'o> {
-    fn new(opts: &'o BodyOptions) -> Encoder<'o> {
+    fn new(opts: &'o BodyOptions, ctx: ChunkContext<'_>) -> Encoder<'o> {
         let mut date_key = Vec::new();
         if let Some(k) = &opts.date_key {
             if opts.format == Format::Msgpack {
@@ -237,6 +261,8 @@ impl<'o> Encoder<'o> {
                 frames: [ROOT; MAX_DEPTH],
                 counts: [0; MAX_DEPTH],
             },
+            bulk: (opts.format == Format::OpenSearch)
+                .then(|| BulkState::new(opts.bulk.as_ref().unwrap_or(&DEFAULT_BULK), ctx)),
         }
     }
 
@@ -249,6 +275,11 @@ impl<'o> Encoder<'o> {
         out: &mut Vec<u8>,
     ) -> Result<bool, RawError> {
         let items = 2 * u64::from(h.entries);
+        if let Some(bulk) = &mut self.bulk {
+            // log_key does not apply: a document must be an object (refused at init)
+            bulk.record(self.opts, &mut self.dates, &mut self.work, r, h, out)?;
+            return Ok(true);
+        }
         if let Some(key) = &self.opts.log_key {
             return self.log_key_record(r, h, key.as_bytes(), out);
         }
@@ -280,7 +311,7 @@ impl<'o> Encoder<'o> {
                     first: !has_date,
                     key_start: NOT_KEY,
                 };
-                json_values(r, out, &mut self.work, root)?;
+                json_values::<false>(r, out, &mut self.work, root)?;
                 if format == Format::JsonLines {
                     out.push(b'\n');
                 }
@@ -325,7 +356,7 @@ impl<'o> Encoder<'o> {
                 match vr.clone().next()? {
                     Token::Str(s) | Token::Bin(s) => write_lossy_utf8(out, s),
                     _ => {
-                        json_values(&mut vr, out, &mut self.work, ROOT)?;
+                        json_values::<false>(&mut vr, out, &mut self.work, ROOT)?;
                     }
                 }
                 if format == Format::JsonLines {
@@ -341,7 +372,7 @@ impl<'o> Encoder<'o> {
 // JSON
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     /// A bare value (no brackets, no separators).
     Root,
     Array,
@@ -350,15 +381,15 @@ enum Kind {
 
 /// One open container. `remaining` counts values still to read (keys and values for maps).
 #[derive(Debug, Clone, Copy)]
-struct Frame {
-    remaining: u64,
-    kind: Kind,
-    first: bool,
+pub(super) struct Frame {
+    pub(super) remaining: u64,
+    pub(super) kind: Kind,
+    pub(super) first: bool,
     /// Where this container's JSON starts when it is a map key (stringified on close).
-    key_start: usize,
+    pub(super) key_start: usize,
 }
 
-const NOT_KEY: usize = usize::MAX;
+pub(super) const NOT_KEY: usize = usize::MAX;
 
 /// A bare single value.
 const ROOT: Frame = Frame {
@@ -371,7 +402,7 @@ const ROOT: Frame = Frame {
 /// Transcodes the values of `root` (already opened by the caller, whose level counts as 1) and
 /// closes it. Iterative: the open container is kept in `cur`, its ancestors in a fixed stack of
 /// at most [`MAX_DEPTH`] frames.
-fn json_values(
+pub(super) fn json_values<const REPLACE_DOTS: bool>(
     r: &mut Reader<'_>,
     out: &mut Vec<u8>,
     work: &mut Work,
@@ -419,13 +450,23 @@ fn json_values(
         cur.remaining -= 1;
         // Strings (most tokens) take a fast path that builds no `Token`.
         if let Some((from, end)) = r.str_range() {
+            let at = out.len();
             write_json_str_at(out, r.buf(), from, end);
+            if REPLACE_DOTS && in_key && !in_stringified_key {
+                replace_dots(&mut out[at..]);
+            }
             continue;
         }
         let tok = r.next()?;
         match tok {
             // the payload ends where the reader is
-            Token::Str(s) => write_json_str_at(out, r.buf(), r.pos() - s.len(), r.pos()),
+            Token::Str(s) => {
+                let at = out.len();
+                write_json_str_at(out, r.buf(), r.pos() - s.len(), r.pos());
+                if REPLACE_DOTS && in_key && !in_stringified_key {
+                    replace_dots(&mut out[at..]);
+                }
+            }
             Token::Array(n) | Token::Map(n) => {
                 let (kind, items, open) = if let Token::Map(_) = tok {
                     (Kind::Map, 2 * u64::from(n), b'{')
@@ -467,6 +508,15 @@ fn json_values(
     }
 }
 
+/// `.` → `_` in a key's JSON text (escaping never writes a `.`).
+fn replace_dots(key: &mut [u8]) {
+    for b in key {
+        if *b == b'.' {
+            *b = b'_';
+        }
+    }
+}
+
 /// Turns `out[start..]` (compact JSON) into a JSON string holding that text.
 fn stringify_tail(out: &mut Vec<u8>, start: usize, scratch: &mut Vec<u8>) {
     scratch.clear();
@@ -476,7 +526,7 @@ fn stringify_tail(out: &mut Vec<u8>, start: usize, scratch: &mut Vec<u8>) {
 }
 
 /// Nil, bool, integers and floats.
-fn write_json_scalar(out: &mut Vec<u8>, t: Token<'_>) {
+pub(super) fn write_json_scalar(out: &mut Vec<u8>, t: Token<'_>) {
     match t {
         Token::Nil => out.extend_from_slice(b"null"),
         Token::Bool(true) => out.extend_from_slice(b"true"),
@@ -567,7 +617,7 @@ fn escape_word(out: &mut Vec<u8>, buf: &[u8], at: usize, start: &mut usize, mut 
 /// which may start before `from` in `buf`; those bytes are ignored. Returns whether the string
 /// has any non-ASCII byte (the caller then checks that it is valid UTF-8).
 #[inline(always)]
-fn escape_range(out: &mut Vec<u8>, buf: &[u8], from: usize, end: usize) -> bool {
+pub(super) fn escape_range(out: &mut Vec<u8>, buf: &[u8], from: usize, end: usize) -> bool {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut start = from;
     let mut high = 0u64;
@@ -615,7 +665,7 @@ fn escape_range(out: &mut Vec<u8>, buf: &[u8], from: usize, end: usize) -> bool 
 const REPLACEMENT: &[u8] = "\u{FFFD}".as_bytes();
 
 /// Appends `s` as a quoted JSON string; invalid UTF-8 sequences become U+FFFD.
-fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
+pub(super) fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
     write_json_str_at(out, s, 0, s.len());
 }
 
@@ -624,7 +674,7 @@ fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
 /// needs no UTF-8 validation. Not inlined: in its own frame the word loop keeps its state in
 /// registers.
 #[inline(always)]
-fn write_json_str_at(out: &mut Vec<u8>, buf: &[u8], from: usize, end: usize) {
+pub(super) fn write_json_str_at(out: &mut Vec<u8>, buf: &[u8], from: usize, end: usize) {
     out.reserve(end - from + 2);
     out.push(b'"');
     let body = out.len();
@@ -638,7 +688,7 @@ fn write_json_str_at(out: &mut Vec<u8>, buf: &[u8], from: usize, end: usize) {
 /// Appends `s` JSON-escaped with each maximal invalid UTF-8 sequence replaced by U+FFFD.
 #[cold]
 #[inline(never)]
-fn write_lossy_escaped(out: &mut Vec<u8>, s: &[u8]) {
+pub(super) fn write_lossy_escaped(out: &mut Vec<u8>, s: &[u8]) {
     for chunk in s.utf8_chunks() {
         let valid = chunk.valid().as_bytes();
         escape_range(out, valid, 0, valid.len());
@@ -679,7 +729,7 @@ fn write_base64_str(out: &mut Vec<u8>, b: &[u8]) {
 
 /// The text of a date that depends on the seconds only (consecutive records mostly share
 /// them), kept from one record to the next.
-struct DateCache {
+pub(super) struct DateCache {
     secs: Option<(i64, DateFormat)>,
     /// What JSON dates start with: the key, `:` and, for text dates, the opening quote. Kept at
     /// the start of `text`, so that a record's date is one copy and the nanoseconds.
@@ -712,7 +762,7 @@ impl DateCache {
     }
 
     /// Appends the date key and the timestamp as a JSON value in `fmt`.
-    fn json_date(&mut self, out: &mut Vec<u8>, ts: Timestamp, fmt: DateFormat) {
+    pub(super) fn json_date(&mut self, out: &mut Vec<u8>, ts: Timestamp, fmt: DateFormat) {
         match fmt {
             DateFormat::Double if ts.secs < 0 && ts.nanos > 0 => {
                 out.extend_from_slice(&self.lead);

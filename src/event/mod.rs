@@ -1,14 +1,20 @@
 //! msgpack events to HTTP bodies: decoding Fluent Bit chunks ([`decode`]), transcoding records
 //! straight to the wire format ([`encode`]) and compressing bodies ([`compress`]).
 
+pub mod bulk;
 pub mod compress;
 pub mod decode;
 pub mod encode;
 
+pub use bulk::ChunkContext;
 pub use compress::{CompressError, Compression, Compressor};
 pub use decode::{events, DecodeError, Event, Events, Timestamp};
-pub use encode::{assemble_body, encode_chunk, ChunkEncoder, EncodedRecords, MAX_DEPTH};
+pub use encode::{
+    assemble_body, encode_chunk, encode_chunk_with, ChunkEncoder, EncodedRecords, MAX_DEPTH,
+};
 
+#[cfg(test)]
+mod bulk_tests;
 #[cfg(test)]
 mod tests;
 
@@ -23,6 +29,9 @@ pub enum Format {
     JsonStream,
     /// msgpack maps concatenated.
     Msgpack,
+    /// OpenSearch `_bulk` NDJSON: per record an action line and a document line, each ending
+    /// in `\n` (options in [`BodyOptions::bulk`]).
+    OpenSearch,
 }
 
 /// How the record timestamp is written under `json_date_key` (`json_date_format`).
@@ -49,6 +58,8 @@ pub struct BodyOptions {
     pub date_format: DateFormat,
     /// Ship only this field of each record (`log_key`).
     pub log_key: Option<String>,
+    /// `format opensearch`'s options (`None`: their defaults).
+    pub bulk: Option<crate::opensearch::BulkOptions>,
 }
 
 impl Default for BodyOptions {
@@ -58,6 +69,7 @@ impl Default for BodyOptions {
             date_key: Some("date".to_string()),
             date_format: DateFormat::Double,
             log_key: None,
+            bulk: None,
         }
     }
 }
@@ -65,7 +77,7 @@ impl Default for BodyOptions {
 impl Format {
     pub fn content_type(self) -> &'static str {
         match self {
-            Format::JsonLines => "application/x-ndjson",
+            Format::JsonLines | Format::OpenSearch => "application/x-ndjson",
             Format::Json | Format::JsonStream => "application/json",
             Format::Msgpack => "application/msgpack",
         }

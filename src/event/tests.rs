@@ -68,14 +68,16 @@ fn opts(format: Format, date_format: DateFormat) -> BodyOptions {
         date_key: Some("date".into()),
         date_format,
         log_key: None,
+        bulk: None,
     }
 }
 
-const ALL_FORMATS: [Format; 4] = [
+const ALL_FORMATS: [Format; 5] = [
     Format::JsonLines,
     Format::Json,
     Format::JsonStream,
     Format::Msgpack,
+    Format::OpenSearch,
 ];
 const ALL_DATES: [DateFormat; 5] = [
     DateFormat::Double,
@@ -139,6 +141,18 @@ fn validate(r: &EncodedRecords, format: Format) -> Vec<Value> {
                 let v = mp_to_json(&mut rd);
                 assert!(rd.is_empty(), "trailing bytes in msgpack record {i}");
                 v
+            })
+            .collect(),
+        // the documents (each record: action line, document line)
+        Format::OpenSearch => (0..n)
+            .map(|i| {
+                let rec = r.record(i);
+                assert_eq!(rec.last(), Some(&b'\n'));
+                let lines: Vec<&[u8]> = rec[..rec.len() - 1].split(|&b| b == b'\n').collect();
+                assert_eq!(lines.len(), 2, "record {i}");
+                let action: Value = serde_json::from_slice(lines[0]).expect("action line");
+                assert!(action["create"]["_index"].is_string(), "{action}");
+                serde_json::from_slice(lines[1]).expect("document line")
             })
             .collect(),
     }
@@ -1141,6 +1155,12 @@ fn assemble_body_ranges_for_every_format() {
                             .map(|v| v.expect("value")["n"].as_i64().expect("n"))
                             .collect()
                     }
+                    Format::OpenSearch => serde_json::Deserializer::from_slice(&body)
+                        .into_iter::<Value>()
+                        .skip(1)
+                        .step_by(2)
+                        .map(|v| v.expect("value")["n"].as_i64().expect("n"))
+                        .collect(),
                     Format::Msgpack => {
                         let mut rd: &[u8] = &body;
                         let mut ns = Vec::new();
@@ -1286,7 +1306,7 @@ fn random_chunk(g: &mut Lcg) -> Vec<u8> {
 
 fn random_opts(g: &mut Lcg) -> BodyOptions {
     BodyOptions {
-        format: ALL_FORMATS[g.below(4) as usize],
+        format: ALL_FORMATS[g.below(5) as usize],
         date_key: if g.below(4) == 0 {
             None
         } else {
@@ -1298,13 +1318,14 @@ fn random_opts(g: &mut Lcg) -> BodyOptions {
         } else {
             None
         },
+        bulk: None,
     }
 }
 
 /// Output must be valid for its format (log_key strings are raw, so only checked for
 /// msgpack and when absent).
 fn check_output(r: &EncodedRecords, o: &BodyOptions) {
-    if o.log_key.is_none() || o.format == Format::Msgpack {
+    if o.log_key.is_none() || matches!(o.format, Format::Msgpack | Format::OpenSearch) {
         validate(r, o.format);
     } else {
         assert_eq!(r.ends.last().copied().unwrap_or(0), r.buf.len());

@@ -227,8 +227,9 @@ impl Output {
         waiter: &Waiter,
         held: Option<&Held>,
     ) -> FlushResult {
-        let bodies = match ChunkBodies::encode(
+        let bodies = match ChunkBodies::encode_tagged(
             chunk,
+            tag,
             &self.config.body,
             self.config.max_request_bytes,
             self.config.compress,

@@ -253,9 +253,12 @@ def verify_sigv4(
     region: Optional[str] = None,
     service: Optional[str] = None,
     require_token: bool = False,
+    allow_signed_content_length: bool = False,
 ) -> dict:
     """Verify a request's SigV4 signature. Returns a dict with ``ok`` and ``reason`` and the
-    parsed scope; never raises for a bad request."""
+    parsed scope; never raises for a bad request. ``content-length`` among the signed headers is
+    refused (the plugin must not sign it, DESIGN §6) unless ``allow_signed_content_length``
+    (third-party clients such as opensearch-py sign it, and AWS accepts that)."""
     res: dict = {"ok": False, "reason": None, "access_key": None, "region": None,
                  "service": None, "signed_headers": []}
     headers_lc: dict = {}
@@ -289,7 +292,7 @@ def verify_sigv4(
         if required not in signed:
             res["reason"] = f"{required} is not signed (SignedHeaders={';'.join(signed)})"
             return res
-    if "content-length" in signed:
+    if "content-length" in signed and not allow_signed_content_length:
         res["reason"] = "content-length must not be signed"
         return res
     for h in signed:
