@@ -2,8 +2,10 @@
 endpoint (tests/helpers/opensearch.py: documented bulk semantics, signatures checked with
 botocore). The happy path: every document indexed exactly once, logstash index names from each
 record's date across midnight, dots replaced, the tag key, generate_id re-sends answered 409 and
-counted once, update/upsert bodies accepted. (Per-document retries of failed items are the
-delivery path's, tested with it.)"""
+counted once, update/upsert bodies accepted. Per-document outcomes: only failed documents are
+sent again (by the flush's item retries, then by Fluent Bit's retry of the chunk), rejected ones
+are dropped once and summarised, ``errors: true`` is never success, a whole-request 402 is
+retried."""
 
 from __future__ import annotations
 
@@ -151,3 +153,94 @@ def test_endpoint_without_bulk_path_fails_init_naming_the_fix(run_plugin, fake):
     text = "\n".join(res.logs())
     assert "'endpoint'" in text and fake.endpoint("/logs/_bulk") in text, text
     assert fake.receiver.requests() == []
+
+
+# ------------------------------------------------------------------------------------------------
+# per-document outcomes (issue 16 item 4): only failed documents are sent again
+
+
+def _ids(action_list):
+    return [a.source.get("id") for a in action_list if isinstance(a.source, dict)]
+
+
+def _doc_ids(fake):
+    return collections.Counter(d.get("id") for d in fake.documents())
+
+
+def test_item_retries_carry_only_the_failed_documents(run_plugin, fake):
+    """429 for three documents on their first attempt: the same flush re-sends those three
+    only, and every document is indexed exactly once (FLB_OK, no Fluent Bit retry)."""
+    recs = _records(20)
+    failing = {recs[i]["id"] for i in (2, 7, 15)}
+    fake.fail_items(429, lambda a: isinstance(a.source, dict) and a.source.get("id") in failing,
+                    attempts=[1])
+    res = run_plugin([_inst(fake)], [_chunk(recs)], stack=STACK, max_retries=0)
+    assert res.results() == [[H.FLB_OK]], res.describe()
+    calls = fake.bulk_log
+    assert len(calls) == 2, [len(c.actions) for c in calls]
+    assert len(calls[0].actions) == 20
+    assert sorted(_ids(calls[1].actions)) == sorted(failing)
+    assert _doc_ids(fake) == collections.Counter(r["id"] for r in recs)
+    _all_signed(fake)
+
+
+def test_rejected_documents_are_dropped_once_and_summarised(run_plugin, fake):
+    """400 (a mapping error) for two documents: they are dropped, never re-sent; the rest is
+    indexed; FLB_OK (something was accepted) and one warning line per flush with counts and the
+    first reason, without document content."""
+    recs = _records(10)
+    bad = {recs[1]["id"], recs[4]["id"]}
+    fake.fail_items(400, lambda a: isinstance(a.source, dict) and a.source.get("id") in bad,
+                    reason="failed to parse field [n] of type [long]")
+    res = run_plugin([_inst(fake)], [_chunk(recs)], stack=STACK, max_retries=3)
+    assert res.results() == [[H.FLB_OK]], res.describe()
+    assert len(fake.bulk_log) == 1, "rejected documents are never sent again"
+    assert set(_doc_ids(fake)) == {r["id"] for r in recs} - bad
+    lines = [l for l in res.logs("warn") if "_bulk:" in l]
+    assert len(lines) == 1, res.logs("warn")
+    assert "2 rejected" in lines[0] and "400" in lines[0], lines[0]
+    for r in recs:
+        assert r["id"] not in lines[0], "no document content in the log"
+
+
+def test_chunk_retry_after_partial_failure_sends_only_the_rest(run_plugin, fake):
+    """503 for two documents on their first four attempts (more than the flush's own item
+    retries): the flush returns FLB_RETRY, and Fluent Bit's retry of the chunk sends only those
+    two documents; each document is indexed exactly once."""
+    recs = _records(12)
+    slow = {recs[3]["id"], recs[9]["id"]}
+    fake.fail_items(503, lambda a: isinstance(a.source, dict) and a.source.get("id") in slow,
+                    attempts=[1, 2, 3, 4])
+    res = run_plugin([_inst(fake)], [_chunk(recs)], stack=STACK, max_retries=3,
+                     retry_delay_ms=100)
+    assert res.results() == [[H.FLB_RETRY, H.FLB_OK]], res.describe()
+    calls = fake.bulk_log
+    assert len(calls[0].actions) == 12
+    # the flush's own item retries: the two documents, three times
+    assert [sorted(_ids(c.actions)) for c in calls[1:4]] == [sorted(slow)] * 3
+    # Fluent Bit's retry of the chunk: only the two documents again (one request per
+    # contiguous run of records)
+    retried = [i for c in calls[4:] for i in _ids(c.actions)]
+    assert sorted(retried) == sorted(slow), [_ids(c.actions) for c in calls]
+    assert _doc_ids(fake) == collections.Counter(r["id"] for r in recs)
+
+
+def test_errors_true_is_never_success(run_plugin, fake):
+    """Every document refused (400): the answer is 200 with errors true, and the chunk is not
+    counted as delivered: FLB_ERROR (nothing accepted), nothing indexed."""
+    recs = _records(5)
+    fake.fail_items(400, reason="mapper_parsing_exception")
+    res = run_plugin([_inst(fake)], [_chunk(recs)], stack=STACK, max_retries=2)
+    assert res.results() == [[H.FLB_ERROR]], res.describe()
+    assert fake.doc_count() == 0
+    assert len(fake.bulk_log) == 1
+
+
+def test_whole_request_402_is_retried(run_plugin, fake):
+    """OpenSearch Serverless answers 402 when the collection is at capacity: transient."""
+    recs = _records(4)
+    fake.fail_requests(402)
+    res = run_plugin([_inst(fake)], [_chunk(recs)], stack=STACK, max_retries=2,
+                     retry_delay_ms=100)
+    assert res.results() == [[H.FLB_RETRY, H.FLB_OK]], res.describe()
+    assert fake.doc_count() == 4

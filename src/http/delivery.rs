@@ -158,7 +158,8 @@ pub fn classify(head: &ResponseHead, body: &[u8]) -> Verdict {
             }
         }
         // 407: a proxy in the way refused us (its credentials or policy): a proxy failure.
-        407 | 408 | 429 | 500..=599 => Verdict::Transient,
+        // 402: OpenSearch Serverless's collection at its capacity limit (transient).
+        402 | 407 | 408 | 429 | 500..=599 => Verdict::Transient,
         // Redirects are not followed: the same request will get the same answer.
         300..=399 => Verdict::Redirect,
         // 1xx is an unexpected final answer: retry.

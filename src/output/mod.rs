@@ -299,10 +299,13 @@ impl Output {
             );
             return FlushResult::Retry;
         }
+        let bulk = (self.config.body.format == crate::event::Format::OpenSearch)
+            .then(|| std::sync::Mutex::new(crate::opensearch::response::FlushSummary::new()));
         let part = send::Part {
             bodies,
             tag,
             record,
+            bulk: bulk.as_ref(),
         };
         let mut retry = false;
         'batches: for batch in bodies.batches.iter().cloned() {
@@ -317,6 +320,11 @@ impl Output {
                     break 'batches;
                 }
             }
+        }
+        if let Some(line) = bulk
+            .and_then(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()).line())
+        {
+            flb_log!(self.log, Level::Warn, "tag '{tag}': {line}");
         }
         Tally {
             delivered: record.delivered(),

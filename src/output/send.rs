@@ -15,16 +15,27 @@ use crate::http::delivery::{body_excerpt, classify, header_excerpt, ResponseHead
 use crate::http::proxy::redact_url;
 use crate::log::Level;
 use bytes::Bytes;
+use crate::opensearch::response::{parse_bulk_response, FlushSummary, Outcome};
 use std::ops::Range;
 use std::sync::atomic::Ordering;
-use std::time::SystemTime;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 /// The chunk a request belongs to.
 pub(super) struct Part<'a> {
     pub bodies: &'a ChunkBodies,
     pub tag: &'a str,
     pub record: &'a ChunkRecord,
+    /// `format opensearch`: the documents of this flush that were not delivered, for one log
+    /// line per flush.
+    pub bulk: Option<&'a Mutex<FlushSummary>>,
 }
+
+/// How often the documents a `_bulk` response says are worth retrying (429, 5xx, 402, a 409
+/// conflict of an update) are sent again within one flush, and the first pause (doubled each
+/// time). What still fails then is left to Fluent Bit's retry of the chunk.
+const BULK_ITEM_RETRIES: u32 = 3;
+const BULK_ITEM_BACKOFF: Duration = Duration::from_millis(200);
 
 /// Whether the records of a range ended (delivered or rejected for good) or wait for a retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +93,112 @@ impl Output {
         }
     }
 
+    /// The payload and its SHA-256 of several record ranges sent as one body (`_bulk` bodies
+    /// are record lines back to back, so any selection of records is a valid body).
+    fn payload_of(&self, part: &Part<'_>, ranges: &[Range<usize>]) -> Result<(Payload, [u8; 32]), String> {
+        if let [one] = ranges {
+            return self.payload(part, one);
+        }
+        let mut pieces = Vec::new();
+        for r in ranges {
+            pieces.extend(part.bodies.body(r.clone()).pieces().iter().cloned());
+        }
+        let body = Payload::new(pieces);
+        match self.config.compress {
+            Compression::None => {
+                let digest = chunk_bodies::sha256(&body);
+                Ok((body, digest))
+            }
+            codec => {
+                let p = Payload::from(codec.compress(&body.contiguous()).map_err(|e| e.to_string())?);
+                let digest = chunk_bodies::sha256(&p);
+                Ok((p, digest))
+            }
+        }
+    }
+
+    /// Settles records `ranges` (in request order, one `_bulk` item each) from a 2xx `_bulk`
+    /// response, then re-sends the documents worth retrying, only those, a bounded number of
+    /// times. `Retry` when some are still not delivered (they are released by the caller).
+    async fn settle_bulk(&self, part: &Part<'_>, ranges: Vec<Range<usize>>, body: &Bytes) -> Sent {
+        let mut pending = ranges;
+        let mut response = body.clone();
+        let mut attempt = 0;
+        loop {
+            let sent: usize = pending.iter().map(|r| r.len()).sum();
+            let parsed = match parse_bulk_response(&response, Some(sent)) {
+                Ok(p) => p,
+                Err(e) => {
+                    flb_log!(
+                        self.log,
+                        Level::Error,
+                        "_bulk answered 2xx with a body that does not say which of its {sent} documents were indexed ({e}); chunk kept for retry: {}",
+                        body_excerpt(&response)
+                    );
+                    return Sent::Retry;
+                }
+            };
+            let mut again = Vec::new();
+            {
+                let records = pending.iter().flat_map(|r| r.clone());
+                let mut summary = part.bulk.map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
+                let last = attempt == BULK_ITEM_RETRIES;
+                for (record, item) in records.zip(parsed.items.iter()) {
+                    // Documents to retry count in the summary only once no retry is left.
+                    if let Some(s) = summary.as_mut().filter(|_| {
+                        last || item.outcome() != Outcome::Retryable
+                    }) {
+                        s.add(item);
+                    }
+                    match item.outcome() {
+                        Outcome::Delivered => {
+                            part.record.settle(record..record + 1, Settled::Delivered)
+                        }
+                        Outcome::Rejected => {
+                            part.record.settle(record..record + 1, Settled::Rejected)
+                        }
+                        Outcome::Retryable => push_record(&mut again, record),
+                    }
+                }
+            }
+            if again.is_empty() {
+                return Sent::Settled;
+            }
+            attempt += 1;
+            if attempt > BULK_ITEM_RETRIES {
+                return Sent::Retry;
+            }
+            tokio::time::sleep(BULK_ITEM_BACKOFF * 2u32.pow(attempt - 1)).await;
+            pending = again;
+            let (payload, digest) = match self.payload_of(part, &pending) {
+                Ok(p) => p,
+                Err(e) => {
+                    flb_log!(self.log, Level::Error, "{e}; chunk kept for retry");
+                    return Sent::Retry;
+                }
+            };
+            let (head, body) = match self.send_once(&payload, &hex::encode(digest), part.tag).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.log_send_error(e);
+                    return Sent::Retry;
+                }
+            };
+            if classify(&head, &body) != Verdict::Delivered {
+                flb_log!(
+                    self.log,
+                    Level::Warn,
+                    "HTTP {} re-sending {} documents to _bulk, chunk kept for retry: {}",
+                    head.status,
+                    pending.iter().map(|r| r.len()).sum::<usize>(),
+                    body_excerpt(&body)
+                );
+                return Sent::Retry;
+            }
+            response = body;
+        }
+    }
+
     async fn send_claimed(&self, part: &Part<'_>, range: Range<usize>) -> Sent {
         let body_len = part.bodies.body_len(range.clone());
         let (payload, digest) = match self.payload(part, &range) {
@@ -104,6 +221,9 @@ impl Output {
             };
             let (status, date) = (head.status, head.date.clone());
             match classify(&head, &response) {
+                Verdict::Delivered if part.bulk.is_some() => {
+                    return self.settle_bulk(part, vec![range], &response).await;
+                }
                 Verdict::Delivered => {
                     flb_log!(
                         self.log,
@@ -293,6 +413,14 @@ impl Output {
             .await
             .map_err(|e| SendError::Transport(error_chain(&e)))?;
         Ok((head, body))
+    }
+}
+
+/// Appends a record to a list of ranges, extending the last when adjacent.
+fn push_record(ranges: &mut Vec<Range<usize>>, record: usize) {
+    match ranges.last_mut() {
+        Some(last) if last.end == record => last.end += 1,
+        _ => ranges.push(record..record + 1),
     }
 }
 
