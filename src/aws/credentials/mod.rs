@@ -37,6 +37,7 @@
 
 mod assume_role;
 mod cache;
+mod cmdline;
 mod container;
 mod ec2;
 mod environment;

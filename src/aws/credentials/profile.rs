@@ -595,6 +595,8 @@ pub(crate) fn build(
             timeout: util::duration_knob(&ctx.env, process::TIMEOUT_VAR, process::DEFAULT_TIMEOUT),
             log: ctx.log.clone(),
             provider: provider.clone(),
+            home: home_dir(&ctx.env),
+            shell: PathBuf::from(process::SHELL),
         }),
         Base::WebIdentity { role_arn, token_file, session_name } => Box::new(WebIdentity {
             token_file: expand_home(&token_file, &ctx.env),
