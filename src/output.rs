@@ -1,7 +1,9 @@
 //! One plugin instance: configuration + credentials + HTTP client. `flush(chunk, tag)` encodes,
 //! splits, compresses, signs and sends, and maps the outcome to DESIGN §6's table.
 
+use crate::aws::clock::SkewClock;
 use crate::aws::credentials::{self, ChainContext, CredentialSource, CredentialsError};
+use crate::aws::http::AwsHttp;
 use crate::aws::signing::{self, SigningScope};
 use crate::chunk_bodies::{self, ChunkBodies};
 use crate::config::Config;
@@ -17,9 +19,7 @@ use bytes::Bytes;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::ops::Range;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
 
 /// What a flush tells Fluent Bit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -52,20 +52,9 @@ pub enum InitError {
 struct Auth {
     scope: SigningScope,
     credentials: Arc<dyn CredentialSource>,
-    /// Server time minus local time, from a clock-skew error's `Date` header.
-    clock_offset_ms: AtomicI64,
-}
-
-impl Auth {
-    fn now(&self) -> SystemTime {
-        let offset = self.clock_offset_ms.load(Ordering::Relaxed);
-        let now = SystemTime::now();
-        if offset >= 0 {
-            now + Duration::from_millis(offset as u64)
-        } else {
-            now - Duration::from_millis(offset.unsigned_abs())
-        }
-    }
+    /// The instance's skew-corrected clock, shared with STS (corrected from a clock-skew
+    /// error's `Date` header, whoever saw it).
+    clock: SkewClock,
 }
 
 /// One delivered part of a chunk: its record range and the digest of its payload.
@@ -192,12 +181,15 @@ impl Output {
         }
 
         let auth = if config.aws.auth {
-            let scope = resolve_scope(&config, &env, &resolver).await?;
+            let http = AwsHttp::new(&env, &resolver)?;
+            let scope = resolve_scope(&config, &env, &http).await?;
             let ctx = ChainContext {
                 env,
                 aws: config.aws.clone(),
                 region: Some(scope.region.clone()),
                 proxy: resolver.clone(),
+                http,
+                clock: SkewClock::new(),
                 log: log.clone(),
             };
             let selection = credentials::select(&ctx).await?;
@@ -213,7 +205,7 @@ impl Output {
             Some(Auth {
                 scope,
                 credentials: selection.source,
-                clock_offset_ms: AtomicI64::new(0),
+                clock: ctx.clock.clone(),
             })
         } else {
             flb_log!(log, Level::Info, "aws_auth off: requests are sent unsigned");
@@ -468,13 +460,8 @@ impl Output {
 
     fn correct_clock(&self, date: Option<&str>) {
         let Some(auth) = &self.auth else { return };
-        match date.and_then(|d| httpdate::parse_http_date(d).ok()) {
-            Some(server) => {
-                let offset_ms = match server.duration_since(SystemTime::now()) {
-                    Ok(ahead) => ahead.as_millis() as i64,
-                    Err(behind) => -(behind.duration().as_millis() as i64),
-                };
-                auth.clock_offset_ms.store(offset_ms, Ordering::Relaxed);
+        match date.and_then(|d| auth.clock.set_offset_from_server_date(d)) {
+            Some(offset_ms) => {
                 flb_log!(self.log, Level::Warn, "the endpoint reports clock skew; signing with a clock offset of {offset_ms} ms and re-sending once");
             }
             None => flb_log!(
@@ -525,7 +512,7 @@ impl Output {
                 digest_hex,
                 &creds,
                 &auth.scope,
-                auth.now(),
+                auth.clock.now(),
             )
             .map_err(|e| SendError::Signing(e.to_string()))?;
             req = req.header("host", &self.host_header);
@@ -583,7 +570,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 async fn resolve_scope(
     config: &Config,
     env: &Env,
-    proxy: &ProxyResolver,
+    http: &AwsHttp,
 ) -> Result<SigningScope, InitError> {
     let host = config.endpoint.host_str().unwrap_or("");
     let (host_region, host_service) = signing::infer_from_host(host);
@@ -601,7 +588,7 @@ async fn resolve_scope(
         .or_else(|| credentials::region_from_profile(env, config.aws.profile.as_deref()))
         .or(host_region);
     if region.is_none() {
-        region = credentials::region_from_imds(env, config.aws.imds, proxy).await?;
+        region = credentials::region_from_imds(env, config.aws.imds, http).await?;
     }
     let Some(region) = region else {
         return Err(InitError::Signing(format!(

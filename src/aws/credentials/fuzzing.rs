@@ -30,16 +30,6 @@ pub fn credential_process_output(stdout: &[u8]) -> Result<Credentials, String> {
     super::process::parse_output(stdout)
 }
 
-/// An STS `<action>Response` document.
-pub fn sts_credentials(body: &[u8], action: &str) -> Result<Credentials, String> {
-    super::sts::parse_credentials(body, action)
-}
-
-/// An STS error document: `(Code, Message)`.
-pub fn sts_error(text: &str) -> Option<(String, String)> {
-    super::sts::parse_error(text)
-}
-
 /// The container / IMDS credentials JSON.
 pub fn metadata_credentials(body: &[u8]) -> Result<Credentials, String> {
     super::container::parse_credentials(body, "container")

@@ -18,13 +18,13 @@
 //! falls through to the next one. `aws_role_arn` layers STS `AssumeRole` on the result
 //! (`assume_role.rs`). Every provider with an expiry sits behind its own cache (`cache.rs`).
 //!
-//! # HTTP
-//! Every request (STS, SSO, container, IMDS) goes through a reqwest client built by
-//! [`crate::http::client::build_client`] with the instance's proxy resolver; `AWS_CA_BUNDLE` adds
-//! a CA bundle for them. aws-config is used for its profile-file parser and its SSO provider
-//! (given our client through [`ReqwestHttpClient`]); the other providers are ours, because they
-//! must read our injected environment, be gated and time-limited as DESIGN requires, and log
-//! through Fluent Bit.
+//! # HTTP and clock
+//! Every request (STS, SSO, container, IMDS) goes through the instance's one
+//! [`AwsHttp`] client (proxy resolver, `AWS_CA_BUNDLE`), and every signed call uses the
+//! instance's [`SkewClock`], both carried by [`ChainContext`]. aws-config is used for its
+//! profile-file parser and its SSO provider, aws-sdk-sts for STS (both given our client); the
+//! other providers are ours, because they must read our injected environment, be gated and
+//! time-limited as DESIGN requires, and log through Fluent Bit.
 //!
 //! # Environment knobs (besides the AWS SDK variables)
 //! - `FLB_SIGV4_SYS_ROOT`: the sysfs root EC2 detection reads (default `/sys`);
@@ -43,7 +43,6 @@ mod ec2;
 mod environment;
 #[doc(hidden)]
 pub mod fuzzing;
-mod http_adapter;
 mod imds;
 mod process;
 mod profile;
@@ -52,10 +51,12 @@ mod sts;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 mod util;
 mod web_identity;
 
+use crate::aws::clock::SkewClock;
+use crate::aws::http::AwsHttp;
 use crate::config::{AwsConfig, ImdsMode};
 use crate::env::Env;
 use crate::http::proxy::ProxyResolver;
@@ -63,11 +64,11 @@ use crate::log::SharedLog;
 pub use aws_credential_types::Credentials;
 pub use ec2::{detect_ec2, sys_root, Ec2Detection, SYS_ROOT_VAR};
 pub use environment::{from_environment, StaticSource};
-pub use http_adapter::ReqwestHttpClient;
 pub use profile::region_from_profile;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+pub(crate) use util::{error_chain, expand_home};
 
 pub type CredsFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Credentials, CredentialsError>> + Send + 'a>>;
@@ -110,7 +111,12 @@ pub struct ChainContext {
     pub aws: AwsConfig,
     /// The region requests are signed for (STS uses its regional endpoint).
     pub region: Option<String>,
+    /// Decides routes; [`ChainContext::http`] was built with it (kept for describing routes).
     pub proxy: ProxyResolver,
+    /// The instance's one client for AWS calls.
+    pub http: AwsHttp,
+    /// The instance's skew-corrected clock, shared with the log requests' signing.
+    pub clock: SkewClock,
     pub log: SharedLog,
 }
 
@@ -188,7 +194,7 @@ fn select_base(ctx: &ChainContext) -> Result<Selection, CredentialsError> {
     // 5. EC2 instance metadata
     match imds::decide(&ctx.env, ctx.aws.imds) {
         imds::Decision::Use(why) => {
-            let client = imds::Imds::new(&ctx.env, &ctx.proxy, "imds")?;
+            let client = imds::Imds::new(&ctx.env, &ctx.http, "imds")?;
             let reason = format!(
                 "{why}: instance metadata at {} (connection: {})",
                 client.base(),
@@ -215,12 +221,12 @@ fn select_base(ctx: &ChainContext) -> Result<Selection, CredentialsError> {
 pub async fn region_from_imds(
     env: &Env,
     mode: ImdsMode,
-    proxy: &ProxyResolver,
+    http: &AwsHttp,
 ) -> Result<Option<String>, CredentialsError> {
     match imds::decide(env, mode) {
         imds::Decision::Skip(_) => Ok(None),
         imds::Decision::Use(_) => {
-            let client = imds::Imds::new(env, proxy, "imds")?;
+            let client = imds::Imds::new(env, http, "imds")?;
             client
                 .region()
                 .await

@@ -66,6 +66,9 @@ impl World {
             aws: self.aws.clone(),
             region: self.aws.region.clone(),
             proxy: ProxyResolver::direct(),
+            http: crate::aws::http::AwsHttp::new(&Env::default(), &ProxyResolver::direct())
+                .expect("client"),
+            clock: crate::aws::clock::SkewClock::new(),
             log: self.log.clone(),
         }
     }
@@ -328,7 +331,7 @@ async fn imds_gating() {
         "{e}"
     );
     assert_eq!(
-        region_from_imds(&w.ctx().env, ImdsMode::On, &ProxyResolver::direct())
+        region_from_imds(&w.ctx().env, ImdsMode::On, &w.ctx().http)
             .await
             .expect("ok"),
         None
@@ -338,7 +341,7 @@ async fn imds_gating() {
     let e = err_of(w.select().await);
     assert!(e.to_string().contains("aws_imds auto and not EC2"), "{e}");
     assert_eq!(
-        region_from_imds(&w.ctx().env, ImdsMode::Auto, &ProxyResolver::direct())
+        region_from_imds(&w.ctx().env, ImdsMode::Auto, &w.ctx().http)
             .await
             .expect("ok"),
         None
@@ -439,7 +442,7 @@ async fn imds_v2_token_flow() {
         "{seen:?}"
     );
     assert_eq!(
-        region_from_imds(&w.ctx().env, ImdsMode::On, &ProxyResolver::direct())
+        region_from_imds(&w.ctx().env, ImdsMode::On, &w.ctx().http)
             .await
             .expect("region"),
         Some("eu-north-1".into())
@@ -749,7 +752,7 @@ async fn assume_role_is_signed_with_base_credentials_every_time() {
                 && auth.contains("/us-east-1/sts/aws4_request"),
             "{auth}"
         );
-        assert!(r.header("x-amz-content-sha256").is_some());
+        assert!(r.header("x-amz-date").is_some());
         assert_eq!(form_value(&r.body, "ExternalId").as_deref(), Some("ext-1"));
         assert_eq!(
             form_value(&r.body, "RoleSessionName").as_deref(),
@@ -787,7 +790,7 @@ async fn assume_role_base_with_session_token_sends_it_signed() {
 
 #[tokio::test]
 async fn sts_errors_are_clear() {
-    let bad = FakeServer::start(|r: &Req| match r.path.as_str() {
+    let bad = FakeServer::start(|r: &Req| match r.path.trim_end_matches('/') {
         "/denied" => Resp::Reply(403, "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized to perform sts:AssumeRole</Message></Error></ErrorResponse>".into()),
         "/malformed" => Resp::Reply(200, "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>A</AccessKeyId>".into()),
         _ => Resp::Reply(502, "<html>bad gateway BASESECRET</html>".into()),
@@ -795,7 +798,10 @@ async fn sts_errors_are_clear() {
     .await;
     for (path, want) in [
         ("/denied", "HTTP 403: AccessDenied: not authorized"),
-        ("/malformed", "truncated XML"),
+        (
+            "/malformed",
+            "the response is not complete AssumeRoleResponse XML: no Credentials/SecretAccessKey",
+        ),
         ("/gw", "HTTP 502 with a body that is not STS error XML"),
     ] {
         let mut w = World::new();
