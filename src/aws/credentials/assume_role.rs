@@ -6,8 +6,8 @@
 //! below is invalidated and the call is made once more with fresh credentials from it.
 
 use super::cache::{CachedSource, Fetch};
+use super::sources::web_identity::default_session_name;
 use super::sts::{AssumeRoleParams, Sts};
-use super::web_identity::default_session_name;
 use super::{ChainContext, CredentialSource, CredentialsError, CredsFuture, Selection};
 use crate::log::SharedLog;
 use aws_credential_types::Credentials;

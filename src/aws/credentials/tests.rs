@@ -2,6 +2,7 @@
 //! role layering, secrets. Every test sets HOME and the sysfs root to temporary directories and
 //! every endpoint explicitly to 127.0.0.1: nothing here reaches a real metadata address.
 
+use super::sources::container;
 use super::testutil::{creds_json, form_value, sts_xml, FakeServer, Req, Resp, TempDir};
 use super::*;
 use crate::log::MemoryLog;

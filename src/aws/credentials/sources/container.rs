@@ -5,9 +5,9 @@
 //! `Authorization` header from `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` (read again at each
 //! fetch) or `AWS_CONTAINER_AUTHORIZATION_TOKEN`. The token never appears in errors or logs.
 
-use super::cache::Fetch;
-use super::util::{self, error_chain, expand_home, parse_time, snippet};
-use super::{ChainContext, CredentialsError, CredsFuture};
+use crate::aws::credentials::cache::Fetch;
+use crate::aws::credentials::util::{self, error_chain, expand_home, parse_time, snippet};
+use crate::aws::credentials::{ChainContext, CredentialsError, CredsFuture};
 use crate::aws::http::AwsHttp;
 use aws_credential_types::Credentials;
 use reqwest::Url;

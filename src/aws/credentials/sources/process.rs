@@ -6,10 +6,10 @@
 //! truncated); its stdout (the credentials) never is. Output: JSON `Version` 1, `AccessKeyId`, `SecretAccessKey`,
 //! optional `SessionToken` and `Expiration` (RFC 3339, must be in the future).
 
-use super::cache::Fetch;
 use super::cmdline::{self, Launch};
-use super::util::{self, parse_time};
-use super::{CredentialsError, CredsFuture};
+use crate::aws::credentials::cache::Fetch;
+use crate::aws::credentials::util::{self, parse_time};
+use crate::aws::credentials::{CredentialsError, CredsFuture};
 use crate::flb_log;
 use crate::log::{Level, SharedLog};
 use aws_credential_types::Credentials;

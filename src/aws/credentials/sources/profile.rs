@@ -7,18 +7,19 @@
 //! `role_arn` hops over `source_profile` chains (loops detected) or `credential_source`
 //! (`Environment`, `Ec2InstanceMetadata`, `EcsContainer`) down to a base — static keys (from
 //! either file), `credential_process`, `web_identity_token_file`, or SSO — and each hop is an
-//! STS `AssumeRole` signed with the previous hop's credentials.
+//! STS `AssumeRole` signed with the previous hop's credentials — the one AssumeRole layer of
+//! `assume_role.rs`, each hop over its own cache.
 
-use super::cache::{CachedSource, Fetch};
 use super::environment::{from_environment, StaticSource};
 use super::process::{self, Process};
 use super::sso::{Sso, SsoSettings};
-use super::sts::{AssumeRoleParams, Sts};
-use super::util::{self, expand_home, home_dir};
 use super::web_identity::{default_session_name, WebIdentity};
-use super::{
-    assume_role, container, imds, ChainContext, CredentialSource, CredentialsError, CredsFuture,
-    Selection,
+use super::{container, imds};
+use crate::aws::credentials::cache::{CachedSource, Fetch};
+use crate::aws::credentials::sts::{AssumeRoleParams, Sts};
+use crate::aws::credentials::util::{self, expand_home, home_dir};
+use crate::aws::credentials::{
+    assume_role, ChainContext, CredentialSource, CredentialsError, CredsFuture, Selection,
 };
 use crate::config::ImdsMode;
 use crate::env::Env;

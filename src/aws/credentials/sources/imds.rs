@@ -16,10 +16,10 @@
 //! Endpoint: `AWS_EC2_METADATA_SERVICE_ENDPOINT`, else `http://[fd00:ec2::254]` when
 //! `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6`, else `http://169.254.169.254`.
 
-use super::cache::Fetch;
 use super::ec2::{detect_ec2, sys_root};
-use super::util::{self, error_chain, is_true};
-use super::{CredentialsError, CredsFuture};
+use crate::aws::credentials::cache::Fetch;
+use crate::aws::credentials::util::{self, error_chain, is_true};
+use crate::aws::credentials::{CredentialsError, CredsFuture};
 use crate::aws::http::AwsHttp;
 use crate::config::ImdsMode;
 use crate::env::Env;

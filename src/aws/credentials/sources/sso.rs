@@ -7,9 +7,9 @@
 //! (`ProviderConfig::with_env`/`with_fs` are crate-private), so the token cache is looked up under
 //! the process's real `HOME` — the same as [`crate::env::Env::from_process`] in production.
 
-use super::cache::Fetch;
-use super::util;
-use super::{CredentialsError, CredsFuture};
+use crate::aws::credentials::cache::Fetch;
+use crate::aws::credentials::util;
+use crate::aws::credentials::{CredentialsError, CredsFuture};
 use crate::aws::http::AwsHttp;
 use aws_config::provider_config::ProviderConfig;
 use aws_config::sso::SsoCredentialsProvider;
