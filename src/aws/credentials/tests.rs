@@ -1139,3 +1139,79 @@ async fn no_secret_in_any_error_or_log() {
         "{dbg}"
     );
 }
+
+/// A profile role hop is the same AssumeRole layer as `aws_role_arn`: the source below (here a
+/// `credential_process`) has its own cache, a refresh of the role is signed with its cached
+/// credentials (the process does not run again), and when STS rejects them as expired they are
+/// fetched again once and the call repeated.
+#[tokio::test]
+async fn profile_role_hop_is_the_assume_role_layer() {
+    let sts = FakeServer::start(|r: &Req| {
+        let auth = r.header("authorization").unwrap_or("");
+        let signer = auth
+            .split("Credential=")
+            .nth(1)
+            .and_then(|s| s.split('/').next())
+            .unwrap_or("")
+            .to_string();
+        if signer == "AKIDPROC1" {
+            return Resp::Reply(403, "<ErrorResponse><Error><Code>ExpiredToken</Code><Message>The security token included in the request is expired</Message></Error></ErrorResponse>".into());
+        }
+        Resp::Reply(
+            200,
+            sts_xml(
+                "AssumeRole",
+                &format!("ASIAAPPBY{signer}"),
+                "ROLESECRET",
+                "ROLETOKEN",
+                Duration::from_secs(3600),
+            ),
+        )
+    })
+    .await;
+    let mut w = World::new();
+    let counter = w.file("runs", "");
+    let script = w.file(
+        "proc.sh",
+        &format!(
+            "#!/bin/sh\necho x >> {counter}\nn=$(wc -l < {counter})\nprintf '{{\"Version\":1,\"AccessKeyId\":\"AKIDPROC%s\",\"SecretAccessKey\":\"PROCSECRET\",\"Expiration\":\"2099-01-01T00:00:00Z\"}}' $n\n"
+        ),
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    w.home_file(
+        "config",
+        &format!("[profile app]\nrole_arn = arn:aws:iam::1:role/app\nsource_profile = proc\n[profile proc]\ncredential_process = {script}\n"),
+    );
+    w.set("AWS_ENDPOINT_URL_STS", &sts.url());
+    w.aws.profile = Some("app".into());
+    let s = w.select().await.expect("profile");
+    assert_eq!(s.source.name(), "profile:app");
+    let c = s.source.get().await.expect("creds after one retry");
+    assert_eq!(c.access_key_id(), "ASIAAPPBYAKIDPROC2");
+    let runs = || {
+        std::fs::read_to_string(&counter)
+            .expect("counter")
+            .lines()
+            .count()
+    };
+    assert_eq!(runs(), 2, "the rejected base was fetched again once");
+    s.source.invalidate();
+    let c = s.source.get().await.expect("renewed");
+    assert_eq!(c.access_key_id(), "ASIAAPPBYAKIDPROC2");
+    assert_eq!(runs(), 2, "the base's own cache served the renewal");
+    let signers: Vec<String> = sts
+        .requests()
+        .iter()
+        .map(|r| {
+            let a = r.header("authorization").unwrap_or("");
+            a.split("Credential=")
+                .nth(1)
+                .and_then(|s| s.split('/').next())
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(signers, ["AKIDPROC1", "AKIDPROC2", "AKIDPROC2"]);
+    s.source.shutdown();
+}
