@@ -281,27 +281,6 @@ def process():
     write("credential_process_json", "bad", '{"Version":2,"AccessKeyId":5}')
 
 
-def sts():
-    for action in ("AssumeRole", "AssumeRoleWithWebIdentity"):
-        write("sts_xml", action, f"""<{action}Response xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-  <{action}Result>
-    <AssumedRoleUser><Arn>arn:aws:sts::1:assumed-role/r/s</Arn></AssumedRoleUser>
-    <Credentials>
-      <AccessKeyId>ASIAEXAMPLE</AccessKeyId>
-      <SecretAccessKey>stssecretvalue&amp;1234</SecretAccessKey>
-      <SessionToken><![CDATA[ststokenvalue12345]]></SessionToken>
-      <Expiration>2099-01-01T00:00:00.000Z</Expiration>
-    </Credentials>
-  </{action}Result>
-  <ResponseMetadata><RequestId>r</RequestId></ResponseMetadata>
-</{action}Response>
-""")
-    write("sts_xml", "error", """<?xml version="1.0"?><ErrorResponse><Error><Type>Sender</Type>
-<Code>ExpiredToken</Code><Message>The security token &#x41; expired</Message></Error>
-<RequestId>x</RequestId></ErrorResponse>""")
-    write("sts_xml", "odd", "<!DOCTYPE x [<!ENTITY e 'v'>]><a:b xmlns:a='u'><c/>&e;&#0;</a:b>")
-
-
 def metadata():
     write("metadata_json", "ok", '{"Code":"Success","Type":"AWS-HMAC","AccessKeyId":"ASIAMETA",'
           '"SecretAccessKey":"metasecretvalue1234","Token":"metatokenvalue12345",'
@@ -328,7 +307,6 @@ if __name__ == "__main__":
     proxy()
     profile()
     process()
-    sts()
     metadata()
     bulk()
     print(f"seeds written under {OUT}", file=sys.stderr)

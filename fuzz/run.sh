@@ -17,7 +17,7 @@ secs="${1:-60}"
 shift || true
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
-all_targets=(events_json config proxy profile_file credential_process_json sts_xml metadata_json bulk_response)
+all_targets=(events_json config proxy profile_file credential_process_json metadata_json bulk_response)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 jobs="${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}"
@@ -39,7 +39,6 @@ dict_for() {
     case "$1" in
         config) echo "$here/dict/config.dict" ;;
         profile_file) echo "$here/dict/profile_file.dict" ;;
-        sts_xml) echo "$here/dict/sts_xml.dict" ;;
         credential_process_json | metadata_json | bulk_response) echo "$here/dict/json.dict" ;;
     esac
 }

@@ -1,6 +1,6 @@
 //! Fuzz regressions: every input under `tests/fuzz_inputs/<target>/` (inputs that once crashed
 //! a fuzz target, copied there by `fuzz/run.sh`) and every seed under `fuzz/corpus_seed/<target>/`
-//! goes through the same check the fuzz target runs, for all eight targets (the check functions
+//! goes through the same check the fuzz target runs, for all seven targets (the check functions
 //! of `fuzz/src/`, shared by `#[path]`). Stable toolchain, no fuzzing dependencies.
 
 #[path = "../fuzz/src/checks.rs"]
@@ -78,14 +78,6 @@ fn credential_process_json() {
         checks_internal::check_credential_process_json,
     );
     assert!(n > 0, "no seeds");
-}
-
-#[test]
-fn sts_xml() {
-    assert!(
-        replay("sts_xml", checks_internal::check_sts_xml) > 0,
-        "no seeds"
-    );
 }
 
 #[test]

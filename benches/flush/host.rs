@@ -148,7 +148,8 @@ impl Host {
         }
     }
 
-    /// `FLBPluginFlushCtx`; the return code.
+    /// `FLBPluginFlushCtx`; the return code. Call from a thread named like Fluent Bit's output
+    /// workers ([`name_thread_like_an_output_worker`]) to measure the worker path.
     pub fn flush(&self, instance: &Instance, chunk: &[u8], tag: &CStr) -> c_int {
         // SAFETY: remote came from init; chunk and tag are valid for the call.
         unsafe {
@@ -322,4 +323,12 @@ impl RawSender {
         self.stream.read_exact(&mut resp).expect("read response");
         debug_assert!(resp.starts_with(b"HTTP/1.1 200"));
     }
+}
+
+/// Names the calling thread as Fluent Bit names output worker threads (`flb-out-<instance>-w<N>`,
+/// cut to 15 characters by the kernel).
+pub fn name_thread_like_an_output_worker() {
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    let rc = unsafe { libc::prctl(libc::PR_SET_NAME, c"flb-out-sigv4_h".as_ptr(), 0, 0, 0) };
+    assert_eq!(rc, 0, "prctl(PR_SET_NAME)");
 }

@@ -858,6 +858,9 @@ fn targets(results: &[VariantResult], idle_cpu: f64, idle: Duration) -> Vec<Targ
 
 fn main() {
     let started = *START.get_or_init(Instant::now);
+    // Flushes run here as on a Fluent Bit output worker thread (`Workers 2`, as every example
+    // sets): named like one, so the plugin takes its worker path (no engine-thread budget).
+    host::name_thread_like_an_output_worker();
     let mode = Mode::from_args();
     // Static credentials from the environment, before any thread starts.
     for (k, v) in [

@@ -128,55 +128,6 @@ pub fn check_credential_process_json(data: &[u8]) {
     }
 }
 
-/// Input: an STS response body, parsed as AssumeRole and AssumeRoleWithWebIdentity responses
-/// and as an error document. Checks: no panic; complete credentials on success; the
-/// SecretAccessKey / SessionToken text (canary) never in an error or `Debug` output.
-pub fn check_sts_xml(data: &[u8]) {
-    let text = String::from_utf8_lossy(data);
-    let mut canaried = text.to_string();
-    for tag in ["SecretAccessKey", "SessionToken"] {
-        let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
-        let mut out = String::new();
-        let mut rest = canaried.as_str();
-        while let Some(i) = rest.find(open.as_str()) {
-            let after = &rest[i + open.len()..];
-            let Some(j) = after.find(close.as_str()) else {
-                break;
-            };
-            out.push_str(&rest[..i + open.len()]);
-            out.push_str(CANARY);
-            rest = &after[j..];
-        }
-        out.push_str(rest);
-        canaried = out;
-    }
-    let with_canary = (!has_canary(data) && canaried.contains(CANARY)).then_some(canaried);
-    for (input, canary) in [
-        (Some(data.to_vec()), false),
-        (with_canary.map(String::into_bytes), true),
-    ] {
-        let Some(input) = input else { continue };
-        for action in ["AssumeRole", "AssumeRoleWithWebIdentity"] {
-            let shown = match fuzzing::sts_credentials(&input, action) {
-                Ok(c) => {
-                    assert!(!c.access_key_id().is_empty(), "empty AccessKeyId accepted");
-                    assert!(c.session_token().is_some_and(|t| !t.is_empty()), "no token");
-                    assert!(c.expiry().is_some(), "no expiry");
-                    format!("{c:?}")
-                }
-                Err(e) => e,
-            };
-            if canary {
-                assert_no_canary("STS result", &shown);
-            }
-        }
-        // Error documents quote their Message on purpose: no canary check.
-        if let Some((code, _message)) = fuzzing::sts_error(&String::from_utf8_lossy(&input)) {
-            assert!(!code.is_empty(), "empty error code");
-        }
-    }
-}
-
 /// Input: a container / IMDS credentials response body. Checks: no panic; complete
 /// credentials on success; secrets (canary) never in the error or `Debug` output.
 pub fn check_metadata_json(data: &[u8]) {

@@ -16,6 +16,5 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
         "credential_process_json",
         checks_internal::check_credential_process_json,
     ),
-    ("sts_xml", checks_internal::check_sts_xml),
     ("metadata_json", checks_internal::check_metadata_json),
 ];

@@ -6,3 +6,4 @@
 pub mod abi;
 pub mod exports;
 pub mod log_bridge;
+pub mod signal;

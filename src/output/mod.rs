@@ -12,7 +12,9 @@ pub mod memory;
 pub mod outcome;
 mod send;
 
+use crate::aws::clock::SkewClock;
 use crate::aws::credentials::{self, ChainContext, CredentialSource, CredentialsError};
+use crate::aws::http::AwsHttp;
 use crate::aws::signing::{self, SigningScope};
 use crate::chunk_bodies::ChunkBodies;
 use crate::config::Config;
@@ -26,7 +28,7 @@ use memory::{chunk_key, ChunkRecord, RecordMemory};
 pub use outcome::{FlushResult, Tally};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -43,20 +45,9 @@ pub enum InitError {
 struct Auth {
     scope: SigningScope,
     credentials: Arc<dyn CredentialSource>,
-    /// Server time minus local time, from a clock-skew error's `Date` header.
-    clock_offset_ms: std::sync::atomic::AtomicI64,
-}
-
-impl Auth {
-    fn now(&self) -> SystemTime {
-        let offset = self.clock_offset_ms.load(Ordering::Relaxed);
-        let now = SystemTime::now();
-        if offset >= 0 {
-            now + Duration::from_millis(offset as u64)
-        } else {
-            now - Duration::from_millis(offset.unsigned_abs())
-        }
-    }
+    /// The instance's skew-corrected clock, shared with STS (corrected from a clock-skew
+    /// error's `Date` header, whoever saw it).
+    clock: SkewClock,
 }
 
 pub struct Output {
@@ -135,12 +126,15 @@ impl Output {
         }
 
         let auth = if config.aws.auth {
-            let scope = resolve_scope(&config, &env, &resolver).await?;
+            let http = AwsHttp::new(&env, &resolver)?;
+            let scope = resolve_scope(&config, &env, &http).await?;
             let ctx = ChainContext {
                 env,
                 aws: config.aws.clone(),
                 region: Some(scope.region.clone()),
                 proxy: resolver.clone(),
+                http,
+                clock: SkewClock::new(),
                 log: log.clone(),
             };
             let selection = credentials::select(&ctx).await?;
@@ -156,7 +150,7 @@ impl Output {
             Some(Auth {
                 scope,
                 credentials: selection.source,
-                clock_offset_ms: std::sync::atomic::AtomicI64::new(0),
+                clock: ctx.clock.clone(),
             })
         } else {
             flb_log!(log, Level::Info, "aws_auth off: requests are sent unsigned");
@@ -321,8 +315,8 @@ impl Output {
                 }
             }
         }
-        if let Some(line) = bulk
-            .and_then(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()).line())
+        if let Some(line) =
+            bulk.and_then(|m| m.into_inner().unwrap_or_else(|p| p.into_inner()).line())
         {
             flb_log!(self.log, Level::Warn, "tag '{tag}': {line}");
         }
@@ -351,7 +345,7 @@ impl Output {
 async fn resolve_scope(
     config: &Config,
     env: &Env,
-    proxy: &ProxyResolver,
+    http: &AwsHttp,
 ) -> Result<SigningScope, InitError> {
     let host = config.endpoint.host_str().unwrap_or("");
     let (host_region, host_service) = signing::infer_from_host(host);
@@ -369,7 +363,7 @@ async fn resolve_scope(
         .or_else(|| credentials::region_from_profile(env, config.aws.profile.as_deref()))
         .or(host_region);
     if region.is_none() {
-        region = credentials::region_from_imds(env, config.aws.imds, proxy).await?;
+        region = credentials::region_from_imds(env, config.aws.imds, http).await?;
     }
     let Some(region) = region else {
         return Err(InitError::Signing(format!(

@@ -14,12 +14,11 @@ use crate::http::client::transport_hint;
 use crate::http::delivery::{body_excerpt, classify, header_excerpt, ResponseHead, Verdict};
 use crate::http::proxy::redact_url;
 use crate::log::Level;
-use bytes::Bytes;
 use crate::opensearch::response::{parse_bulk_response, FlushSummary, Outcome};
+use bytes::Bytes;
 use std::ops::Range;
-use std::sync::atomic::Ordering;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// The chunk a request belongs to.
 pub(super) struct Part<'a> {
@@ -95,7 +94,11 @@ impl Output {
 
     /// The payload and its SHA-256 of several record ranges sent as one body (`_bulk` bodies
     /// are record lines back to back, so any selection of records is a valid body).
-    fn payload_of(&self, part: &Part<'_>, ranges: &[Range<usize>]) -> Result<(Payload, [u8; 32]), String> {
+    fn payload_of(
+        &self,
+        part: &Part<'_>,
+        ranges: &[Range<usize>],
+    ) -> Result<(Payload, [u8; 32]), String> {
         if let [one] = ranges {
             return self.payload(part, one);
         }
@@ -110,7 +113,11 @@ impl Output {
                 Ok((body, digest))
             }
             codec => {
-                let p = Payload::from(codec.compress(&body.contiguous()).map_err(|e| e.to_string())?);
+                let p = Payload::from(
+                    codec
+                        .compress(&body.contiguous())
+                        .map_err(|e| e.to_string())?,
+                );
                 let digest = chunk_bodies::sha256(&p);
                 Ok((p, digest))
             }
@@ -141,13 +148,16 @@ impl Output {
             let mut again = Vec::new();
             {
                 let records = pending.iter().flat_map(|r| r.clone());
-                let mut summary = part.bulk.map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
+                let mut summary = part
+                    .bulk
+                    .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
                 let last = attempt == BULK_ITEM_RETRIES;
                 for (record, item) in records.zip(parsed.items.iter()) {
                     // Documents to retry count in the summary only once no retry is left.
-                    if let Some(s) = summary.as_mut().filter(|_| {
-                        last || item.outcome() != Outcome::Retryable
-                    }) {
+                    if let Some(s) = summary
+                        .as_mut()
+                        .filter(|_| last || item.outcome() != Outcome::Retryable)
+                    {
                         s.add(item);
                     }
                     match item.outcome() {
@@ -177,7 +187,10 @@ impl Output {
                     return Sent::Retry;
                 }
             };
-            let (head, body) = match self.send_once(&payload, &hex::encode(digest), part.tag).await {
+            let (head, body) = match self
+                .send_once(&payload, &hex::encode(digest), part.tag)
+                .await
+            {
                 Ok(r) => r,
                 Err(e) => {
                     self.log_send_error(e);
@@ -335,13 +348,8 @@ impl Output {
 
     fn correct_clock(&self, date: Option<&str>) {
         let Some(auth) = &self.auth else { return };
-        match date.and_then(|d| httpdate::parse_http_date(d).ok()) {
-            Some(server) => {
-                let offset_ms = match server.duration_since(SystemTime::now()) {
-                    Ok(ahead) => ahead.as_millis() as i64,
-                    Err(behind) => -(behind.duration().as_millis() as i64),
-                };
-                auth.clock_offset_ms.store(offset_ms, Ordering::Relaxed);
+        match date.and_then(|d| auth.clock.set_offset_from_server_date(d)) {
+            Some(offset_ms) => {
                 flb_log!(self.log, Level::Warn, "the endpoint reports clock skew; signing with a clock offset of {offset_ms} ms and re-sending once");
             }
             None => flb_log!(
@@ -394,7 +402,7 @@ impl Output {
                 digest_hex,
                 &creds,
                 &auth.scope,
-                auth.now(),
+                auth.clock.now(),
             )
             .map_err(|e| SendError::Signing(e.to_string()))?;
             req = req.header("host", &self.host_header);

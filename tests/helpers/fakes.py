@@ -26,6 +26,7 @@ CLI (for demos; the tests use the classes in-process)::
 from __future__ import annotations
 
 import argparse
+import calendar
 import datetime as _dt
 import itertools
 import json
@@ -170,6 +171,8 @@ class FakeServer:
         self.tls = tls
         self.hang: float = 0.0
         self.delay: float = 0.0
+        # seconds this server's clock is ahead of the real one (its Date header says so)
+        self.clock_skew: float = 0.0
         self.fail: Optional[Failure] = None
         self._lock = threading.RLock()
         self._calls: list[Call] = []
@@ -273,7 +276,9 @@ class FakeServer:
         call.status = status
         data = out.encode() if isinstance(out, str) else out
         try:
-            h.send_response(status)
+            h.send_response_only(status)
+            h.send_header("Server", h.version_string())
+            h.send_header("Date", h.date_time_string(time.time() + self.clock_skew))
             h.send_header("Content-Type", ctype)
             h.send_header("Content-Length", str(len(data)))
             h.send_header("Connection", "close")
@@ -414,18 +419,39 @@ class FakeSTS(FakeServer):
     assumed-role session of the *same* role (403 ``AccessDenied``). ``web_identity_token``:
     the token ``AssumeRoleWithWebIdentity`` must carry (else 400 ``InvalidIdentityToken``);
     None accepts any non-empty token. ``malformed``: answer 200 with broken XML.
+    ``clock_skew``: seconds STS's clock is ahead of the real one; like AWS, an ``AssumeRole``
+    whose ``X-Amz-Date`` is more than 5 minutes off that clock is refused (403
+    ``SignatureDoesNotMatch``, "Signature expired" / "Signature not yet current"), and ``Date``
+    tells the skewed time.
     """
 
     kind = "sts"
 
     def __init__(self, host="127.0.0.1", port=0, ns=None, base_credentials: Iterable = (),
                  lifetime: float = 3600, web_identity_token: Optional[str] = None,
-                 tls: Optional[ssl.SSLContext] = None):
+                 tls: Optional[ssl.SSLContext] = None, clock_skew: float = 0.0):
         super().__init__(host, port, ns, tls=tls)
+        self.clock_skew = clock_skew
         self.base_credentials = [_as_cred(c) for c in base_credentials]
         self.lifetime = lifetime
         self.web_identity_token = web_identity_token
         self.malformed = False
+
+    def _time_refusal(self, amz_date: str) -> Optional[str]:
+        """AWS's message when ``amz_date`` is more than 5 minutes from this STS's clock."""
+        try:
+            signed = calendar.timegm(time.strptime(amz_date, "%Y%m%dT%H%M%SZ"))
+        except ValueError:
+            return None
+        now = time.time() + self.clock_skew
+        fmt = lambda t: time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(t))  # noqa: E731
+        if signed < now - 300:
+            return (f"Signature expired: {amz_date} is now earlier than {fmt(now - 300)} "
+                    f"({fmt(now)} - 5 min.)")
+        if signed > now + 300:
+            return (f"Signature not yet current: {amz_date} is still later than "
+                    f"{fmt(now + 300)} ({fmt(now)} + 5 min.)")
+        return None
 
     def role_tag(self, role_arn: str) -> str:
         return re.sub(r"[^A-Za-z0-9]", "", role_arn.rsplit("/", 1)[-1])[:6] or "ROLE"
@@ -464,13 +490,18 @@ class FakeSTS(FakeServer):
         role_arn = params.get("RoleArn", "")
         session = params.get("RoleSessionName", "s")
         if action == "AssumeRole":
+            skewed = self._time_refusal(call.headers.get("x-amz-date", ""))
+            if skewed is not None:
+                call.note = "request time too far from STS's clock"
+                f = sts_error("SignatureDoesNotMatch", skewed)
+                return f.status, "text/xml", f.body
             auth = call.headers.get("authorization", "")
             m = _AKID_RE.search(auth)
             call.signing_key = m.group(1) if m else None
             issued = self.issued_by_key()
             creds = self.base_credentials + [i.cred for i in issued.values()]
             v = verify_sigv4("POST", call.path, list(call.headers.items()), call.body, creds,
-                             service="sts")
+                             service="sts", endpoint_rules=False)
             call.auth_ok, call.auth_reason = v["ok"], v["reason"]
             if not v["ok"]:
                 known = {c.access_key for c in creds}

@@ -254,11 +254,16 @@ def verify_sigv4(
     service: Optional[str] = None,
     require_token: bool = False,
     allow_signed_content_length: bool = False,
+    endpoint_rules: bool = True,
 ) -> dict:
     """Verify a request's SigV4 signature. Returns a dict with ``ok`` and ``reason`` and the
-    parsed scope; never raises for a bad request. ``content-length`` among the signed headers is
-    refused (the plugin must not sign it, DESIGN §6) unless ``allow_signed_content_length``
-    (third-party clients such as opensearch-py sign it, and AWS accepts that)."""
+    parsed scope; never raises for a bad request. ``endpoint_rules`` adds the plugin's own rules
+    for log requests (DESIGN §6: ``x-amz-content-sha256`` sent and signed, ``content-length``
+    unsigned); without them only what AWS itself requires is checked, as STS does (the AWS SDKs
+    sign ``content-length`` and send no ``x-amz-content-sha256`` to STS).
+    ``allow_signed_content_length`` keeps the other endpoint rules but accepts a signed
+    ``content-length`` (third-party clients such as opensearch-py sign it, and AWS accepts
+    that)."""
     res: dict = {"ok": False, "reason": None, "access_key": None, "region": None,
                  "service": None, "signed_headers": []}
     headers_lc: dict = {}
@@ -288,11 +293,13 @@ def verify_sigv4(
     if signed != sorted(signed) or any(h != h.lower() for h in signed):
         res["reason"] = f"SignedHeaders not sorted lower-case: {signed}"
         return res
-    for required in ("host", "x-amz-date", "x-amz-content-sha256"):
+    required_signed = ("host", "x-amz-date", "x-amz-content-sha256") if endpoint_rules else \
+        ("host", "x-amz-date")
+    for required in required_signed:
         if required not in signed:
             res["reason"] = f"{required} is not signed (SignedHeaders={';'.join(signed)})"
             return res
-    if "content-length" in signed and not allow_signed_content_length:
+    if endpoint_rules and "content-length" in signed and not allow_signed_content_length:
         res["reason"] = "content-length must not be signed"
         return res
     for h in signed:
@@ -313,7 +320,8 @@ def verify_sigv4(
         res["reason"] = f"service {scope_service!r} in scope, expected {service!r}"
         return res
     content_sha = one("x-amz-content-sha256")
-    if content_sha != hashlib.sha256(raw_body).hexdigest():
+    if (endpoint_rules or content_sha is not None) and \
+            content_sha != hashlib.sha256(raw_body).hexdigest():
         res["reason"] = (f"X-Amz-Content-SHA256 {content_sha} != sha256(body) "
                          f"{hashlib.sha256(raw_body).hexdigest()}")
         return res

@@ -1,13 +1,15 @@
-//! `aws_role_arn`: STS `AssumeRole` layered on the chosen base source. Each call is signed with
-//! the base source's *current* credentials (its own cache, refreshed on its own schedule), never
-//! with earlier assumed credentials; the assumed credentials live in a separate cache. When STS
-//! says the base credentials expired or are unknown, the base is invalidated and the call is made
-//! once more with fresh base credentials.
+//! The one `sts:AssumeRole` layer, used for `aws_role_arn` on top of the chosen source and for
+//! every `role_arn` hop of a profile chain (`source_profile`, `credential_source`). Each call is
+//! signed with the source below's *current* credentials (its own cache, refreshed on its own
+//! schedule), never with credentials this layer assumed earlier; the assumed credentials live in
+//! a separate cache. When STS says the credentials below expired or are unknown, the source
+//! below is invalidated and the call is made once more with fresh credentials from it.
 
 use super::cache::{CachedSource, Fetch};
+use super::sources::web_identity::default_session_name;
 use super::sts::{AssumeRoleParams, Sts};
-use super::web_identity::default_session_name;
 use super::{ChainContext, CredentialSource, CredentialsError, CredsFuture, Selection};
+use crate::log::SharedLog;
 use aws_credential_types::Credentials;
 use std::sync::Arc;
 
@@ -16,6 +18,8 @@ struct AssumeRole {
     sts: Sts,
     params: AssumeRoleParams,
     provider: String,
+    /// Where the role comes from, for messages (` (profile 'x')`), or empty.
+    origin: String,
 }
 
 impl AssumeRole {
@@ -28,7 +32,10 @@ impl AssumeRole {
                 .await
                 .map_err(|e| CredentialsError::Provider {
                     provider: self.provider.clone(),
-                    message: format!("the base credentials are not available: {e}"),
+                    message: format!(
+                        "assuming role {}{}: the credentials to sign with are not available: {e}",
+                        self.params.role_arn, self.origin
+                    ),
                 })?;
             match self.sts.assume_role(&base, &self.params).await {
                 Ok(c) => return Ok(c),
@@ -39,7 +46,10 @@ impl AssumeRole {
                 Err(e) => {
                     return Err(CredentialsError::Provider {
                         provider: self.provider.clone(),
-                        message: e.to_string(),
+                        message: format!(
+                            "assuming role {}{}: {e}",
+                            self.params.role_arn, self.origin
+                        ),
                     })
                 }
             }
@@ -56,7 +66,27 @@ impl Fetch for AssumeRole {
     }
 }
 
-/// Wraps `base` with `sts:AssumeRole` into `role_arn` (the `aws_*` properties of the context).
+/// `base` wrapped by `sts:AssumeRole` into `params.role_arn`, cached as `provider`.
+pub(crate) fn wrap(
+    base: Arc<dyn CredentialSource>,
+    sts: Sts,
+    params: AssumeRoleParams,
+    provider: String,
+    origin: String,
+    log: SharedLog,
+) -> Arc<dyn CredentialSource> {
+    let fetcher = AssumeRole {
+        base,
+        sts,
+        params,
+        provider: provider.clone(),
+        origin,
+    };
+    Arc::new(CachedSource::new(provider, Box::new(fetcher), log))
+}
+
+/// `aws_role_arn`: wraps the chosen source with `sts:AssumeRole` into `role_arn` (the `aws_*`
+/// properties of the context).
 pub(crate) fn layer(
     ctx: &ChainContext,
     base: Selection,
@@ -84,18 +114,15 @@ pub(crate) fn layer(
         base.source.name(),
         base.reason
     );
-    let fetcher = AssumeRole {
-        base: base.source,
-        sts,
-        params,
-        provider: provider.clone(),
-    };
     Ok(Selection {
-        source: Arc::new(CachedSource::new(
+        source: wrap(
+            base.source,
+            sts,
+            params,
             provider,
-            Box::new(fetcher),
+            String::new(),
             ctx.log.clone(),
-        )),
+        ),
         reason,
     })
 }

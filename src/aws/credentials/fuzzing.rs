@@ -1,5 +1,6 @@
 //! Entry points for the fuzz targets in `fuzz/` and `tests/fuzz_regressions.rs`: the parsers of
-//! untrusted text, with no I/O. Not a stable API.
+//! untrusted text, with no I/O. Only with the `fuzzing` cargo feature (enabled by fuzz/Cargo.toml
+//! and by the crate's dev-dependency on itself): not part of the shipped library.
 
 use super::Credentials;
 
@@ -11,15 +12,15 @@ pub fn profile_files(
     config: &str,
     credentials: &str,
 ) -> Result<Vec<(String, Result<String, String>)>, String> {
-    super::profile::parse(config, "")?;
-    super::profile::parse("", credentials)?;
-    let set = super::profile::parse(config, credentials)?;
+    super::sources::profile::parse(config, "")?;
+    super::sources::profile::parse("", credentials)?;
+    let set = super::sources::profile::parse(config, credentials)?;
     let mut names: Vec<String> = set.profiles().map(str::to_string).collect();
     names.push("default".to_string());
     Ok(names
         .into_iter()
         .map(|name| {
-            let plan = super::profile::resolve(&set, &name).map(|p| p.describe());
+            let plan = super::sources::profile::resolve(&set, &name).map(|p| p.describe());
             (name, plan)
         })
         .collect())
@@ -27,20 +28,10 @@ pub fn profile_files(
 
 /// `credential_process` stdout.
 pub fn credential_process_output(stdout: &[u8]) -> Result<Credentials, String> {
-    super::process::parse_output(stdout)
-}
-
-/// An STS `<action>Response` document.
-pub fn sts_credentials(body: &[u8], action: &str) -> Result<Credentials, String> {
-    super::sts::parse_credentials(body, action)
-}
-
-/// An STS error document: `(Code, Message)`.
-pub fn sts_error(text: &str) -> Option<(String, String)> {
-    super::sts::parse_error(text)
+    super::sources::process::parse_output(stdout)
 }
 
 /// The container / IMDS credentials JSON.
 pub fn metadata_credentials(body: &[u8]) -> Result<Credentials, String> {
-    super::container::parse_credentials(body, "container")
+    super::sources::container::parse_credentials(body, "container")
 }

@@ -4,27 +4,37 @@
 //! The output only ever calls [`CredentialSource::get`] (fast: cached, refreshed in the
 //! background) and [`CredentialSource::invalidate`] (after a 403 saying the token expired).
 //!
+//! # Layout (like aws-config)
+//! - `sources/`: one module per source, which only fetches: `environment`, `web_identity`,
+//!   `profile` (the shared files and their role chains), `process` (`credential_process`, with
+//!   `cmdline` deciding how its command line is started), `sso`, `container`, `imds` (+ `ec2`
+//!   detection);
+//! - `chain.rs`: which source is configured, in order;
+//! - `cache.rs`: the cache in front of every source with an expiry;
+//! - `assume_role.rs`: the one AssumeRole layer (`aws_role_arn` and profile role hops);
+//! - `sts.rs`: STS calls (aws-sdk-sts on our HTTP client and clock).
+//!
 //! # The chain
 //! Explicit beats ambient: `aws_profile` selects that profile alone. Otherwise the first
 //! *configured* provider wins — decided from the environment and local files only, no network:
-//! 1. environment keys (`environment.rs`; half a pair is an error);
-//! 2. web identity, `AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN` (`web_identity.rs`);
+//! 1. environment keys (half a pair is an error);
+//! 2. web identity, `AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`;
 //! 3. the shared files' profile `AWS_PROFILE` or `default`, when it holds a credential key
-//!    (`profile.rs`: static keys of either file, `credential_process`, roles, SSO, …);
-//! 4. container credentials (`container.rs`);
-//! 5. EC2 instance metadata when allowed (`imds.rs`, `ec2.rs`).
+//!    (static keys of either file, `credential_process`, roles, SSO, …);
+//! 4. container credentials;
+//! 5. EC2 instance metadata when allowed.
 //!
 //! A configured provider that then fails is reported with its name and retried; the chain never
-//! falls through to the next one. `aws_role_arn` layers STS `AssumeRole` on the result
-//! (`assume_role.rs`). Every provider with an expiry sits behind its own cache (`cache.rs`).
+//! falls through to the next one. `aws_role_arn` layers STS `AssumeRole` on the result. Every
+//! provider with an expiry sits behind its own cache.
 //!
-//! # HTTP
-//! Every request (STS, SSO, container, IMDS) goes through a reqwest client built by
-//! [`crate::http::client::build_client`] with the instance's proxy resolver; `AWS_CA_BUNDLE` adds
-//! a CA bundle for them. aws-config is used for its profile-file parser and its SSO provider
-//! (given our client through [`ReqwestHttpClient`]); the other providers are ours, because they
-//! must read our injected environment, be gated and time-limited as DESIGN requires, and log
-//! through Fluent Bit.
+//! # HTTP and clock
+//! Every request (STS, SSO, container, IMDS) goes through the instance's one
+//! [`AwsHttp`] client (proxy resolver, `AWS_CA_BUNDLE`), and every signed call uses the
+//! instance's [`SkewClock`], both carried by [`ChainContext`]. aws-config is used for its
+//! profile-file parser and its SSO provider, aws-sdk-sts for STS (both given our client); the
+//! other providers are ours, because they must read our injected environment, be gated and
+//! time-limited as DESIGN requires, and log through Fluent Bit.
 //!
 //! # Environment knobs (besides the AWS SDK variables)
 //! - `FLB_SIGV4_SYS_ROOT`: the sysfs root EC2 detection reads (default `/sys`);
@@ -37,36 +47,34 @@
 
 mod assume_role;
 mod cache;
-mod container;
-mod ec2;
-mod environment;
+mod chain;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
-mod http_adapter;
-mod imds;
-mod process;
-mod profile;
-mod sso;
+mod sources;
 mod sts;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod testutil;
+pub(crate) mod testutil;
 mod util;
-mod web_identity;
 
+use crate::aws::clock::SkewClock;
+use crate::aws::http::AwsHttp;
 use crate::config::{AwsConfig, ImdsMode};
 use crate::env::Env;
 use crate::http::proxy::ProxyResolver;
 use crate::log::SharedLog;
 pub use aws_credential_types::Credentials;
-pub use ec2::{detect_ec2, sys_root, Ec2Detection, SYS_ROOT_VAR};
-pub use environment::{from_environment, StaticSource};
-pub use http_adapter::ReqwestHttpClient;
-pub use profile::region_from_profile;
+pub use chain::select;
+pub use sources::ec2::{detect_ec2, sys_root, Ec2Detection, SYS_ROOT_VAR};
+pub use sources::environment::{from_environment, StaticSource};
+use sources::imds;
+pub use sources::profile::region_from_profile;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+pub(crate) use util::{error_chain, expand_home};
 
 pub type CredsFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Credentials, CredentialsError>> + Send + 'a>>;
@@ -109,104 +117,13 @@ pub struct ChainContext {
     pub aws: AwsConfig,
     /// The region requests are signed for (STS uses its regional endpoint).
     pub region: Option<String>,
+    /// Decides routes; [`ChainContext::http`] was built with it (kept for describing routes).
     pub proxy: ProxyResolver,
+    /// The instance's one client for AWS calls.
+    pub http: AwsHttp,
+    /// The instance's skew-corrected clock, shared with the log requests' signing.
+    pub clock: SkewClock,
     pub log: SharedLog,
-}
-
-const FIX: &str = "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; or put credentials in a profile of ~/.aws/config or \
-~/.aws/credentials (choose it with aws_profile or AWS_PROFILE); or run with a role (EKS web identity, ECS task role, EKS Pod \
-Identity, EC2 instance profile — 'aws_imds on' forces instance metadata when this host is EC2 but not detected as such); or \
-'aws_auth off' for an endpoint without SigV4";
-
-/// Picks the first configured provider (DESIGN §4) and commits to it, then layers
-/// `aws_role_arn` on top. Reads only the environment and files; the first fetch happens in the
-/// background (its failure is logged and retried) or at the first `get`.
-pub async fn select(ctx: &ChainContext) -> Result<Selection, CredentialsError> {
-    let base = select_base(ctx)?;
-    match &ctx.aws.role_arn {
-        Some(arn) => assume_role::layer(ctx, base, arn),
-        None => Ok(base),
-    }
-}
-
-fn select_base(ctx: &ChainContext) -> Result<Selection, CredentialsError> {
-    if let Some(name) = &ctx.aws.profile {
-        return profile::explicit(ctx, name);
-    }
-    let mut checked = Vec::new();
-
-    // 1. environment
-    if let Some(creds) = from_environment(&ctx.env)? {
-        let token = if creds.session_token().is_some() {
-            " with AWS_SESSION_TOKEN"
-        } else {
-            ""
-        };
-        return Ok(Selection {
-            source: Arc::new(StaticSource::new(creds, "environment")),
-            reason: format!("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set{token}"),
-        });
-    }
-    checked
-        .push("environment: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set".to_string());
-
-    // 2. web identity
-    if let Some((provider, reason)) = web_identity::from_env(ctx)? {
-        let source = cache::CachedSource::new("web-identity", Box::new(provider), ctx.log.clone());
-        return Ok(Selection {
-            source: Arc::new(source),
-            reason,
-        });
-    }
-    let role_note = if ctx.env.get("AWS_ROLE_ARN").is_some() {
-        " (AWS_ROLE_ARN alone is ignored)"
-    } else {
-        ""
-    };
-    checked.push(format!(
-        "web identity: AWS_WEB_IDENTITY_TOKEN_FILE is not set{role_note}"
-    ));
-
-    // 3. shared files
-    let files = profile::load(&ctx.env)?;
-    match profile::ambient(ctx, &files)? {
-        Ok(selection) => return Ok(selection),
-        Err(note) => checked.push(note),
-    }
-
-    // 4. container
-    if let Some((provider, reason)) = container::from_env(ctx, "container")? {
-        let source = cache::CachedSource::new("container", Box::new(provider), ctx.log.clone());
-        return Ok(Selection {
-            source: Arc::new(source),
-            reason,
-        });
-    }
-    checked.push("container: AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and AWS_CONTAINER_CREDENTIALS_FULL_URI are not set".to_string());
-
-    // 5. EC2 instance metadata
-    match imds::decide(&ctx.env, ctx.aws.imds) {
-        imds::Decision::Use(why) => {
-            let client = imds::Imds::new(&ctx.env, &ctx.proxy, "imds")?;
-            let reason = format!(
-                "{why}: instance metadata at {} (connection: {})",
-                client.base(),
-                ctx.proxy.describe(client.base())
-            );
-            let source = cache::CachedSource::new("imds", Box::new(client), ctx.log.clone());
-            Ok(Selection {
-                source: Arc::new(source),
-                reason,
-            })
-        }
-        imds::Decision::Skip(why) => {
-            checked.push(format!("EC2 instance metadata: not used ({why})"));
-            Err(CredentialsError::NotConfigured {
-                checked: checked.join("; "),
-                fix: FIX.to_string(),
-            })
-        }
-    }
 }
 
 /// The EC2 instance's region from instance metadata, under the same gating as the chain's IMDS
@@ -214,12 +131,12 @@ fn select_base(ctx: &ChainContext) -> Result<Selection, CredentialsError> {
 pub async fn region_from_imds(
     env: &Env,
     mode: ImdsMode,
-    proxy: &ProxyResolver,
+    http: &AwsHttp,
 ) -> Result<Option<String>, CredentialsError> {
     match imds::decide(env, mode) {
         imds::Decision::Skip(_) => Ok(None),
         imds::Decision::Use(_) => {
-            let client = imds::Imds::new(env, proxy, "imds")?;
+            let client = imds::Imds::new(env, http, "imds")?;
             client
                 .region()
                 .await

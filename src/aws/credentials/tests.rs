@@ -2,6 +2,7 @@
 //! role layering, secrets. Every test sets HOME and the sysfs root to temporary directories and
 //! every endpoint explicitly to 127.0.0.1: nothing here reaches a real metadata address.
 
+use super::sources::container;
 use super::testutil::{creds_json, form_value, sts_xml, FakeServer, Req, Resp, TempDir};
 use super::*;
 use crate::log::MemoryLog;
@@ -66,6 +67,9 @@ impl World {
             aws: self.aws.clone(),
             region: self.aws.region.clone(),
             proxy: ProxyResolver::direct(),
+            http: crate::aws::http::AwsHttp::new(&Env::default(), &ProxyResolver::direct())
+                .expect("client"),
+            clock: crate::aws::clock::SkewClock::new(),
             log: self.log.clone(),
         }
     }
@@ -328,7 +332,7 @@ async fn imds_gating() {
         "{e}"
     );
     assert_eq!(
-        region_from_imds(&w.ctx().env, ImdsMode::On, &ProxyResolver::direct())
+        region_from_imds(&w.ctx().env, ImdsMode::On, &w.ctx().http)
             .await
             .expect("ok"),
         None
@@ -338,7 +342,7 @@ async fn imds_gating() {
     let e = err_of(w.select().await);
     assert!(e.to_string().contains("aws_imds auto and not EC2"), "{e}");
     assert_eq!(
-        region_from_imds(&w.ctx().env, ImdsMode::Auto, &ProxyResolver::direct())
+        region_from_imds(&w.ctx().env, ImdsMode::Auto, &w.ctx().http)
             .await
             .expect("ok"),
         None
@@ -439,7 +443,7 @@ async fn imds_v2_token_flow() {
         "{seen:?}"
     );
     assert_eq!(
-        region_from_imds(&w.ctx().env, ImdsMode::On, &ProxyResolver::direct())
+        region_from_imds(&w.ctx().env, ImdsMode::On, &w.ctx().http)
             .await
             .expect("region"),
         Some("eu-north-1".into())
@@ -749,7 +753,7 @@ async fn assume_role_is_signed_with_base_credentials_every_time() {
                 && auth.contains("/us-east-1/sts/aws4_request"),
             "{auth}"
         );
-        assert!(r.header("x-amz-content-sha256").is_some());
+        assert!(r.header("x-amz-date").is_some());
         assert_eq!(form_value(&r.body, "ExternalId").as_deref(), Some("ext-1"));
         assert_eq!(
             form_value(&r.body, "RoleSessionName").as_deref(),
@@ -787,7 +791,7 @@ async fn assume_role_base_with_session_token_sends_it_signed() {
 
 #[tokio::test]
 async fn sts_errors_are_clear() {
-    let bad = FakeServer::start(|r: &Req| match r.path.as_str() {
+    let bad = FakeServer::start(|r: &Req| match r.path.trim_end_matches('/') {
         "/denied" => Resp::Reply(403, "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not authorized to perform sts:AssumeRole</Message></Error></ErrorResponse>".into()),
         "/malformed" => Resp::Reply(200, "<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>A</AccessKeyId>".into()),
         _ => Resp::Reply(502, "<html>bad gateway BASESECRET</html>".into()),
@@ -795,7 +799,10 @@ async fn sts_errors_are_clear() {
     .await;
     for (path, want) in [
         ("/denied", "HTTP 403: AccessDenied: not authorized"),
-        ("/malformed", "truncated XML"),
+        (
+            "/malformed",
+            "the response is not complete AssumeRoleResponse XML: no Credentials/SecretAccessKey",
+        ),
         ("/gw", "HTTP 502 with a body that is not STS error XML"),
     ] {
         let mut w = World::new();
@@ -1131,4 +1138,80 @@ async fn no_secret_in_any_error_or_log() {
         !dbg.contains("ENVSECRETVALUE") && !dbg.contains("ENVSESSIONVALUE"),
         "{dbg}"
     );
+}
+
+/// A profile role hop is the same AssumeRole layer as `aws_role_arn`: the source below (here a
+/// `credential_process`) has its own cache, a refresh of the role is signed with its cached
+/// credentials (the process does not run again), and when STS rejects them as expired they are
+/// fetched again once and the call repeated.
+#[tokio::test]
+async fn profile_role_hop_is_the_assume_role_layer() {
+    let sts = FakeServer::start(|r: &Req| {
+        let auth = r.header("authorization").unwrap_or("");
+        let signer = auth
+            .split("Credential=")
+            .nth(1)
+            .and_then(|s| s.split('/').next())
+            .unwrap_or("")
+            .to_string();
+        if signer == "AKIDPROC1" {
+            return Resp::Reply(403, "<ErrorResponse><Error><Code>ExpiredToken</Code><Message>The security token included in the request is expired</Message></Error></ErrorResponse>".into());
+        }
+        Resp::Reply(
+            200,
+            sts_xml(
+                "AssumeRole",
+                &format!("ASIAAPPBY{signer}"),
+                "ROLESECRET",
+                "ROLETOKEN",
+                Duration::from_secs(3600),
+            ),
+        )
+    })
+    .await;
+    let mut w = World::new();
+    let counter = w.file("runs", "");
+    let script = w.file(
+        "proc.sh",
+        &format!(
+            "#!/bin/sh\necho x >> {counter}\nn=$(wc -l < {counter})\nprintf '{{\"Version\":1,\"AccessKeyId\":\"AKIDPROC%s\",\"SecretAccessKey\":\"PROCSECRET\",\"Expiration\":\"2099-01-01T00:00:00Z\"}}' $n\n"
+        ),
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    w.home_file(
+        "config",
+        &format!("[profile app]\nrole_arn = arn:aws:iam::1:role/app\nsource_profile = proc\n[profile proc]\ncredential_process = {script}\n"),
+    );
+    w.set("AWS_ENDPOINT_URL_STS", &sts.url());
+    w.aws.profile = Some("app".into());
+    let s = w.select().await.expect("profile");
+    assert_eq!(s.source.name(), "profile:app");
+    let c = s.source.get().await.expect("creds after one retry");
+    assert_eq!(c.access_key_id(), "ASIAAPPBYAKIDPROC2");
+    let runs = || {
+        std::fs::read_to_string(&counter)
+            .expect("counter")
+            .lines()
+            .count()
+    };
+    assert_eq!(runs(), 2, "the rejected base was fetched again once");
+    s.source.invalidate();
+    let c = s.source.get().await.expect("renewed");
+    assert_eq!(c.access_key_id(), "ASIAAPPBYAKIDPROC2");
+    assert_eq!(runs(), 2, "the base's own cache served the renewal");
+    let signers: Vec<String> = sts
+        .requests()
+        .iter()
+        .map(|r| {
+            let a = r.header("authorization").unwrap_or("");
+            a.split("Credential=")
+                .nth(1)
+                .and_then(|s| s.split('/').next())
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(signers, ["AKIDPROC1", "AKIDPROC2", "AKIDPROC2"]);
+    s.source.shutdown();
 }

@@ -63,6 +63,8 @@ impl Req {
 /// What the fake answers.
 pub(crate) enum Resp {
     Reply(u16, String),
+    /// With extra response headers.
+    WithHeaders(u16, Vec<(String, String)>, String),
     /// Never answers (until the client gives up).
     Hang,
 }
@@ -101,17 +103,24 @@ impl FakeServer {
                     };
                     cnt.fetch_add(1, Ordering::SeqCst);
                     reqs.lock().expect("lock").push(req.clone());
-                    match handler(&req) {
-                        Resp::Reply(status, body) => {
+                    let answer = match handler(&req) {
+                        Resp::Reply(s, b) => Some((s, Vec::new(), b)),
+                        Resp::WithHeaders(s, h, b) => Some((s, h, b)),
+                        Resp::Hang => None,
+                    };
+                    match answer {
+                        Some((status, extra, body)) => {
+                            let extra: String =
+                                extra.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
                             let head = format!(
-                                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\n",
+                                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\ncontent-type: text/plain\r\n{extra}connection: close\r\n\r\n",
                                 body.len()
                             );
                             let _ = sock.write_all(head.as_bytes()).await;
                             let _ = sock.write_all(body.as_bytes()).await;
                             let _ = sock.shutdown().await;
                         }
-                        Resp::Hang => tokio::time::sleep(Duration::from_secs(60)).await,
+                        None => tokio::time::sleep(Duration::from_secs(60)).await,
                     }
                 });
             }

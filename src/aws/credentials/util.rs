@@ -1,8 +1,6 @@
-//! Small helpers shared by the providers: time parsing, redaction, form encoding, client options.
+//! Small helpers shared by the providers: time parsing, redaction, paths, knobs.
 
 use crate::env::Env;
-use crate::http::client::{build_client, ClientOptions};
-use crate::http::proxy::ProxyResolver;
 use aws_smithy_types::date_time::{DateTime, Format};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
@@ -69,30 +67,6 @@ pub(crate) fn expand_home(path: &str, env: &Env) -> PathBuf {
     PathBuf::from(path)
 }
 
-/// `application/x-www-form-urlencoded` body from pairs (RFC 3986 unreserved characters kept).
-pub(crate) fn form_encode(pairs: &[(&str, &str)]) -> String {
-    let mut out = String::new();
-    for (i, (k, v)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        percent_encode_into(k, &mut out);
-        out.push('=');
-        percent_encode_into(v, &mut out);
-    }
-    out
-}
-
-fn percent_encode_into(text: &str, out: &mut String) {
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-}
-
 /// A printable, bounded prefix of a response body for error messages, with every known secret
 /// replaced by `***`.
 pub(crate) fn snippet(body: &[u8], max: usize, secrets: &[&str]) -> String {
@@ -117,36 +91,6 @@ pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
         }
     }
     out
-}
-
-/// Options for a client that talks to AWS services or metadata endpoints: TLS verified, extra
-/// CA bundle from `AWS_CA_BUNDLE` (as the AWS SDKs do).
-pub(crate) fn aws_client_options(
-    env: &Env,
-    timeout: Duration,
-    connect_timeout: Duration,
-) -> ClientOptions {
-    let mut opts = ClientOptions::aws_default(timeout, connect_timeout);
-    opts.tls.ca_file = env.get("AWS_CA_BUNDLE").map(|p| expand_home(&p, env));
-    opts
-}
-
-/// Builds a client through the proxy resolver; `provider` names the caller in the error.
-pub(crate) fn client_for(
-    provider: &str,
-    env: &Env,
-    proxy: &ProxyResolver,
-    timeout: Duration,
-    connect_timeout: Duration,
-) -> Result<reqwest::Client, super::CredentialsError> {
-    build_client(
-        &aws_client_options(env, timeout, connect_timeout),
-        proxy.clone(),
-    )
-    .map_err(|e| super::CredentialsError::Misconfigured {
-        provider: provider.to_string(),
-        message: format!("cannot build its HTTP client: {e}"),
-    })
 }
 
 /// The chain of `source()`s of an error, joined by `: ` (reqwest hides the useful part there).
@@ -206,17 +150,6 @@ pub(crate) fn poll_ready<F: std::future::Future>(fut: F) -> Option<F::Output> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn form_encoding() {
-        assert_eq!(
-            form_encode(&[
-                ("Action", "AssumeRole"),
-                ("RoleArn", "arn:aws:iam::1:role/a b+c")
-            ]),
-            "Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fa%20b%2Bc"
-        );
-    }
 
     #[test]
     fn times() {

@@ -5,9 +5,10 @@
 //! `Authorization` header from `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` (read again at each
 //! fetch) or `AWS_CONTAINER_AUTHORIZATION_TOKEN`. The token never appears in errors or logs.
 
-use super::cache::Fetch;
-use super::util::{self, error_chain, expand_home, parse_time, snippet};
-use super::{ChainContext, CredentialsError, CredsFuture};
+use crate::aws::credentials::cache::Fetch;
+use crate::aws::credentials::util::{self, error_chain, expand_home, parse_time, snippet};
+use crate::aws::credentials::{ChainContext, CredentialsError, CredsFuture};
+use crate::aws::http::AwsHttp;
 use aws_credential_types::Credentials;
 use reqwest::Url;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -15,8 +16,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 const ECS_HOST: &str = "169.254.170.2";
+/// Whole request, connecting included.
 const TIMEOUT: Duration = Duration::from_secs(5);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const ATTEMPTS: u32 = 2;
 
 enum Token {
@@ -28,7 +29,7 @@ enum Token {
 pub(crate) struct Container {
     url: Url,
     token: Token,
-    client: reqwest::Client,
+    http: AwsHttp,
     provider: String,
 }
 
@@ -105,7 +106,6 @@ pub(crate) fn from_env(
         } else {
             (Token::None, String::new())
         };
-    let client = util::client_for(provider, &ctx.env, &ctx.proxy, TIMEOUT, CONNECT_TIMEOUT)?;
     let reason = format!(
         "{why} ({}{token_note}; connection: {})",
         crate::http::proxy::redact_url(&url),
@@ -115,7 +115,7 @@ pub(crate) fn from_env(
         Container {
             url,
             token,
-            client,
+            http: ctx.http.clone(),
             provider: provider.to_string(),
         },
         reason,
@@ -168,8 +168,10 @@ impl Container {
         let mut last = String::new();
         for attempt in 1..=ATTEMPTS {
             let mut req = self
-                .client
+                .http
+                .client()
                 .get(self.url.clone())
+                .timeout(TIMEOUT)
                 .header("accept", "application/json");
             if let Some(t) = &token {
                 req = req.header("authorization", t.as_str());

@@ -1,15 +1,19 @@
-//! `credential_process`: runs the profile's command line like the AWS CLI does (`sh -c <cmd>`),
-//! with a timeout (30 s; `FLB_SIGV4_CREDENTIAL_PROCESS_TIMEOUT` seconds overrides it), in its own
-//! process group that is killed on timeout. Its stderr is logged (warn, truncated); its stdout
-//! (the credentials) never is. Output: JSON `Version` 1, `AccessKeyId`, `SecretAccessKey`,
+//! `credential_process`: runs the profile's command line like the AWS CLI does — split into words
+//! and executed directly when it has no shell syntax, else with `/bin/sh -c` when that exists
+//! (`cmdline.rs`) — with a timeout (30 s; `FLB_SIGV4_CREDENTIAL_PROCESS_TIMEOUT` seconds overrides
+//! it), in its own process group, which is killed with `killpg` (no `kill` binary needed) on
+//! timeout and when the fetch is abandoned (instance shutdown). Its stderr is logged (warn,
+//! truncated); its stdout (the credentials) never is. Output: JSON `Version` 1, `AccessKeyId`, `SecretAccessKey`,
 //! optional `SessionToken` and `Expiration` (RFC 3339, must be in the future).
 
-use super::cache::Fetch;
-use super::util::{self, parse_time};
-use super::{CredentialsError, CredsFuture};
+use super::cmdline::{self, Launch};
+use crate::aws::credentials::cache::Fetch;
+use crate::aws::credentials::util::{self, parse_time};
+use crate::aws::credentials::{CredentialsError, CredsFuture};
 use crate::flb_log;
 use crate::log::{Level, SharedLog};
 use aws_credential_types::Credentials;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -20,6 +24,8 @@ pub(crate) const TIMEOUT_VAR: &str = "FLB_SIGV4_CREDENTIAL_PROCESS_TIMEOUT";
 const STDOUT_CAP: usize = 1 << 20;
 const STDERR_CAP: usize = 64 << 10;
 const STDERR_LOGGED: usize = 1024;
+/// The shell for command lines with shell syntax (an absolute path: no `PATH` lookup).
+pub(crate) const SHELL: &str = "/bin/sh";
 
 pub(crate) struct Process {
     pub command: String,
@@ -27,6 +33,28 @@ pub(crate) struct Process {
     pub log: SharedLog,
     /// Provider name for errors (`profile:x`).
     pub provider: String,
+    /// Expands a leading `~` of the command line.
+    pub home: Option<PathBuf>,
+    /// The shell used for shell syntax ([`SHELL`]; tests point it elsewhere).
+    pub shell: PathBuf,
+}
+
+/// Kills the command's process group when dropped while armed: on timeout, and when the fetch
+/// future is dropped (task aborted at shutdown) with the command still running.
+struct GroupGuard(Option<u32>);
+
+impl GroupGuard {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            let _ = crate::ffi::signal::kill_process_group(pgid);
+        }
+    }
 }
 
 /// The program of a command line, for messages (arguments may be sensitive).
@@ -63,10 +91,26 @@ impl Process {
             provider: self.provider.clone(),
             message: format!("{label} {message}"),
         };
-        let mut command = tokio::process::Command::new("sh");
+        let mut command = match cmdline::parse(&self.command, self.home.as_deref()) {
+            Launch::Direct(words) => {
+                let mut c = tokio::process::Command::new(&words[0]);
+                c.args(&words[1..]);
+                c
+            }
+            Launch::Shell(_) if self.shell.exists() => {
+                let mut c = tokio::process::Command::new(&self.shell);
+                c.arg("-c").arg(&self.command);
+                c
+            }
+            Launch::Shell(why) => {
+                return Err(fail(format!(
+                    "uses shell syntax ({why}) but there is no shell at {} (as in the distroless Fluent Bit images): \
+                     write the command line as a program and its arguments, or point it at a script with its own interpreter",
+                    self.shell.display()
+                )))
+            }
+        };
         command
-            .arg("-c")
-            .arg(&self.command)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -76,7 +120,8 @@ impl Process {
         let mut child = command
             .spawn()
             .map_err(|e| fail(format!("could not be started: {e}")))?;
-        let pid = child.id();
+        // process_group(0): the group id is the child's pid.
+        let mut group = GroupGuard(child.id());
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let outcome = tokio::time::timeout(self.timeout, async {
@@ -89,9 +134,12 @@ impl Process {
         })
         .await;
         let (out, err, status) = match outcome {
-            Ok(done) => done,
+            Ok(done) => {
+                group.disarm();
+                done
+            }
             Err(_) => {
-                kill_group(pid);
+                drop(group);
                 let _ = child.start_kill();
                 let _ = tokio::time::timeout(Duration::from_secs(1), child.wait()).await;
                 return Err(fail(format!(
@@ -119,22 +167,6 @@ impl Process {
         }
         parse_output(&out).map_err(fail)
     }
-}
-
-/// Kills the process group the command runs in (its children too), best effort and without
-/// `unsafe`: `kill -KILL -- -<pgid>`.
-fn kill_group(pid: Option<u32>) {
-    #[cfg(unix)]
-    if let Some(pid) = pid {
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", "--", &format!("-{pid}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-    #[cfg(not(unix))]
-    let _ = pid;
 }
 
 /// Parses the JSON the process printed. Messages never quote the output.
@@ -216,7 +248,142 @@ mod tests {
             timeout,
             log,
             provider: "profile:test".into(),
+            home: None,
+            shell: PathBuf::from(SHELL),
         }
+    }
+
+    /// As in the distroless images: no shell at all.
+    fn shell_less(cmd: &str, log: Arc<MemoryLog>) -> Process {
+        Process {
+            shell: PathBuf::from("/nonexistent/sh"),
+            ..process(cmd, log, DEFAULT_TIMEOUT)
+        }
+    }
+
+    const JSON: &str = r#"{"Version":1,"AccessKeyId":"AKIDW","SecretAccessKey":"S3CRETW"}"#;
+
+    #[tokio::test]
+    async fn words_run_without_a_shell() {
+        let log = Arc::new(MemoryLog::default());
+        // Quoted JSON as one argument, like `aws configure export-credentials`-style helpers.
+        let c = shell_less(&format!("printf '%s' '{JSON}'"), log.clone())
+            .run()
+            .await
+            .expect("credentials without a shell");
+        assert_eq!(c.access_key_id(), "AKIDW");
+        // The program really gets the words as its argv, quotes removed, without sh: a tiny
+        // script run by its own interpreter prints its arguments one per line on stderr.
+        let dir = std::env::temp_dir().join(format!("flb-cp-argv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let script = dir.join("argv.py");
+        std::fs::write(
+            &script,
+            format!("#!/usr/bin/env python3\nimport sys, os\nsys.stderr.write('|'.join(sys.argv[1:]) + ' parent=' + os.readlink('/proc/%d/exe' % os.getppid()) + '\\n')\nprint('{JSON}')\n"),
+        )
+        .expect("script");
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let cmd = format!(r#"{} "two words" 'single $quoted' plain"#, script.display());
+        shell_less(&cmd, log.clone())
+            .run()
+            .await
+            .expect("credentials");
+        let me = std::env::current_exe().expect("test binary");
+        let want = format!("two words|single $quoted|plain parent={}", me.display());
+        assert!(log.contains(&want), "expected stderr line: {want}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn shell_syntax_without_a_shell_is_a_clear_error() {
+        let log = Arc::new(MemoryLog::default());
+        let err = shell_less("helper --secret-arg | jq .", log)
+            .run()
+            .await
+            .expect_err("no shell");
+        let text = err.to_string();
+        assert!(text.contains("uses shell syntax (a pipe '|')"), "{text}");
+        assert!(text.contains("no shell at /nonexistent/sh"), "{text}");
+        assert!(!text.contains("--secret-arg"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn missing_program_is_named() {
+        let log = Arc::new(MemoryLog::default());
+        let err = shell_less("/nonexistent/helper --x", log)
+            .run()
+            .await
+            .expect_err("no such program");
+        let text = err.to_string();
+        assert!(
+            text.contains("'/nonexistent/helper' could not be started"),
+            "{text}"
+        );
+    }
+
+    /// Whether `pid` is gone (or a zombie waiting for a reaper).
+    fn dead(pid: u32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        }
+    }
+
+    #[tokio::test]
+    async fn timeout_kills_the_whole_group() {
+        let log = Arc::new(MemoryLog::default());
+        let file = std::env::temp_dir().join(format!("flb-cp-grandchild-{}", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        // The shell starts a grandchild in the background and waits for it.
+        let cmd = format!("sleep 30 & echo $! > {}; wait", file.display());
+        let err = process(&cmd, log, Duration::from_millis(500))
+            .run()
+            .await
+            .expect_err("timeout");
+        assert!(err.to_string().contains("did not finish"), "{err}");
+        let pid: u32 = std::fs::read_to_string(&file)
+            .expect("grandchild pid written")
+            .trim()
+            .parse()
+            .expect("pid");
+        let _ = std::fs::remove_file(&file);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !dead(pid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(dead(pid), "grandchild {pid} still runs");
+    }
+
+    #[tokio::test]
+    async fn abandoned_fetch_kills_the_group() {
+        let log = Arc::new(MemoryLog::default());
+        let file = std::env::temp_dir().join(format!("flb-cp-abandoned-{}", std::process::id()));
+        let _ = std::fs::remove_file(&file);
+        let cmd = format!("sleep 30 & echo $! > {}; wait", file.display());
+        let p = process(&cmd, log, DEFAULT_TIMEOUT);
+        let task = tokio::spawn(async move { p.run().await });
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while std::fs::read_to_string(&file).map_or(true, |t| !t.ends_with('\n')) {
+            assert!(Instant::now() < deadline, "the command did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Instance shutdown aborts the refresh task, dropping the fetch future.
+        task.abort();
+        let _ = task.await;
+        let pid: u32 = std::fs::read_to_string(&file)
+            .expect("pid")
+            .trim()
+            .parse()
+            .expect("pid");
+        let _ = std::fs::remove_file(&file);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while !dead(pid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(dead(pid), "grandchild {pid} still runs");
     }
 
     #[tokio::test]

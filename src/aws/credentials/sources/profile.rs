@@ -7,16 +7,20 @@
 //! `role_arn` hops over `source_profile` chains (loops detected) or `credential_source`
 //! (`Environment`, `Ec2InstanceMetadata`, `EcsContainer`) down to a base — static keys (from
 //! either file), `credential_process`, `web_identity_token_file`, or SSO — and each hop is an
-//! STS `AssumeRole` signed with the previous hop's credentials.
+//! STS `AssumeRole` signed with the previous hop's credentials — the one AssumeRole layer of
+//! `assume_role.rs`, each hop over its own cache.
 
-use super::cache::{CachedSource, Fetch};
 use super::environment::{from_environment, StaticSource};
 use super::process::{self, Process};
 use super::sso::{Sso, SsoSettings};
-use super::sts::{AssumeRoleParams, Sts};
-use super::util::{self, expand_home, home_dir};
 use super::web_identity::{default_session_name, WebIdentity};
-use super::{container, imds, ChainContext, CredentialsError, CredsFuture, Selection};
+use super::{container, imds};
+use crate::aws::credentials::cache::{CachedSource, Fetch};
+use crate::aws::credentials::sts::{AssumeRoleParams, Sts};
+use crate::aws::credentials::util::{self, expand_home, home_dir};
+use crate::aws::credentials::{
+    assume_role, ChainContext, CredentialSource, CredentialsError, CredsFuture, Selection,
+};
 use crate::config::ImdsMode;
 use crate::env::Env;
 use aws_config::profile::{Profile, ProfileSet};
@@ -478,16 +482,6 @@ impl Plan {
     }
 }
 
-/// A fetcher that always returns the same credentials.
-struct Fixed(Credentials);
-
-impl Fetch for Fixed {
-    fn fetch(&self) -> CredsFuture<'_> {
-        let c = self.0.clone();
-        Box::pin(async move { Ok(c) })
-    }
-}
-
 /// `credential_source = Environment`: read at each fetch.
 struct EnvKeys {
     env: Env,
@@ -502,51 +496,6 @@ impl Fetch for EnvKeys {
                 message: "credential_source Environment, but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set".into(),
             })
         })
-    }
-}
-
-/// A profile's base fetcher plus its role hops.
-struct ProfileChain {
-    base: Box<dyn Fetch>,
-    roles: Vec<(RoleHop, String)>,
-    sts: Option<Sts>,
-    provider: String,
-}
-
-impl ProfileChain {
-    async fn run(&self) -> Result<Credentials, CredentialsError> {
-        let mut creds = self.base.fetch().await?;
-        for (hop, session_name) in &self.roles {
-            let Some(sts) = &self.sts else {
-                return Err(CredentialsError::Misconfigured {
-                    provider: self.provider.clone(),
-                    message: "role hops without an STS client".into(),
-                });
-            };
-            let params = AssumeRoleParams {
-                role_arn: hop.params_role_arn.clone(),
-                session_name: session_name.clone(),
-                external_id: hop.external_id.clone(),
-                duration_seconds: hop.duration_seconds,
-            };
-            creds =
-                sts.assume_role(&creds, &params)
-                    .await
-                    .map_err(|e| CredentialsError::Provider {
-                        provider: self.provider.clone(),
-                        message: format!(
-                            "assuming role {} (profile '{}'): {e}",
-                            hop.params_role_arn, hop.profile
-                        ),
-                    })?;
-        }
-        Ok(creds)
-    }
-}
-
-impl Fetch for ProfileChain {
-    fn fetch(&self) -> CredsFuture<'_> {
-        Box::pin(self.run())
     }
 }
 
@@ -585,16 +534,28 @@ pub(crate) fn build(
     } else {
         None
     };
-    let base: Box<dyn Fetch> = match plan.base {
-        Base::Static(c) if plan.roles.is_empty() => {
-            return Ok(Selection { source: Arc::new(StaticSource::new(c, provider)), reason });
+    // The base has its own cache (static keys need none); each role hop is the one AssumeRole
+    // layer (assume_role.rs) over the hop below, the last one named after the profile.
+    let base_name = if plan.roles.is_empty() {
+        provider.clone()
+    } else {
+        format!("{provider}:base")
+    };
+    let fetcher: Box<dyn Fetch> = match plan.base {
+        Base::Static(c) => {
+            let source: Arc<dyn CredentialSource> = Arc::new(StaticSource::new(c, base_name));
+            return Ok(Selection {
+                source: layer_roles(ctx, source, plan.roles, sts, &provider),
+                reason,
+            });
         }
-        Base::Static(c) => Box::new(Fixed(c)),
         Base::Process(command) => Box::new(Process {
             command,
             timeout: util::duration_knob(&ctx.env, process::TIMEOUT_VAR, process::DEFAULT_TIMEOUT),
             log: ctx.log.clone(),
             provider: provider.clone(),
+            home: home_dir(&ctx.env),
+            shell: PathBuf::from(process::SHELL),
         }),
         Base::WebIdentity { role_arn, token_file, session_name } => Box::new(WebIdentity {
             token_file: expand_home(&token_file, &ctx.env),
@@ -603,7 +564,7 @@ pub(crate) fn build(
             sts: Sts::new(ctx, &provider)?,
             provider: provider.clone(),
         }),
-        Base::Sso(settings) => Box::new(Sso::new(&settings, &ctx.env, &ctx.proxy, &provider)),
+        Base::Sso(settings) => Box::new(Sso::new(&settings, &ctx.http, &provider)),
         Base::Named(NamedSource::Environment) => Box::new(EnvKeys { env: ctx.env.clone(), provider: provider.clone() }),
         Base::Named(NamedSource::EcsContainer) => match container::from_env(ctx, &provider)? {
             Some((c, why)) => {
@@ -624,36 +585,55 @@ pub(crate) fn build(
             if ctx.aws.imds == ImdsMode::Off {
                 return Err(misconfigured(&provider, "credential_source Ec2InstanceMetadata, but aws_imds is off".into()));
             }
-            let client = imds::Imds::new(&ctx.env, &ctx.proxy, &provider)?;
+            let client = imds::Imds::new(&ctx.env, &ctx.http, &provider)?;
             reason.push_str(&format!(" (instance metadata at {})", client.base()));
             Box::new(client)
         }
     };
-    let roles = plan
-        .roles
-        .into_iter()
-        .map(|hop| {
-            let session = hop
-                .session_name
-                .clone()
-                .unwrap_or_else(default_session_name);
-            (hop, session)
-        })
-        .collect();
-    let chain = ProfileChain {
-        base,
-        roles,
-        sts,
-        provider: provider.clone(),
-    };
+    let base: Arc<dyn CredentialSource> =
+        Arc::new(CachedSource::new(base_name, fetcher, ctx.log.clone()));
     Ok(Selection {
-        source: Arc::new(CachedSource::new(
-            provider,
-            Box::new(chain),
-            ctx.log.clone(),
-        )),
+        source: layer_roles(ctx, base, plan.roles, sts, &provider),
         reason,
     })
+}
+
+/// Each hop of `roles`, in order, as an AssumeRole layer over the one below; `base` itself when
+/// there is none.
+fn layer_roles(
+    ctx: &ChainContext,
+    base: Arc<dyn CredentialSource>,
+    roles: Vec<RoleHop>,
+    sts: Option<Sts>,
+    provider: &str,
+) -> Arc<dyn CredentialSource> {
+    let Some(sts) = sts else {
+        return base;
+    };
+    let last = roles.len().saturating_sub(1);
+    let mut source = base;
+    for (i, hop) in roles.into_iter().enumerate() {
+        let name = if i == last {
+            provider.to_string()
+        } else {
+            format!("{provider}:role:{}", hop.profile)
+        };
+        let params = AssumeRoleParams {
+            session_name: hop.session_name.unwrap_or_else(default_session_name),
+            role_arn: hop.params_role_arn,
+            external_id: hop.external_id,
+            duration_seconds: hop.duration_seconds,
+        };
+        source = assume_role::wrap(
+            source,
+            sts.clone(),
+            params,
+            name,
+            format!(" (profile '{}')", hop.profile),
+            ctx.log.clone(),
+        );
+    }
+    source
 }
 
 /// The chain's step 3 (ambient): profile `AWS_PROFILE` or `default`. `Ok(Err(note))` when not

@@ -5,7 +5,7 @@
 //! The files are read under a sysfs root: `/sys`, or the directory named by the environment
 //! variable `FLB_SIGV4_SYS_ROOT` (tests point it at a fake tree).
 
-use super::util::short_value;
+use crate::aws::credentials::util::short_value;
 use crate::env::Env;
 use std::path::{Path, PathBuf};
 

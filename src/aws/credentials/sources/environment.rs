@@ -1,7 +1,7 @@
 //! The environment provider (`AWS_ACCESS_KEY_ID` + `AWS_SECRET_ACCESS_KEY` +
 //! `AWS_SESSION_TOKEN`) and the source for credentials that never change.
 
-use super::{CredentialSource, CredentialsError, CredsFuture};
+use crate::aws::credentials::{CredentialSource, CredentialsError, CredsFuture};
 use crate::env::Env;
 use aws_credential_types::Credentials;
 

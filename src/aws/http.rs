@@ -1,14 +1,16 @@
-//! An `aws-smithy-runtime-api` [`HttpClient`] over our reqwest client, so aws-config providers
-//! (we use its SSO provider) send every request through our proxy resolver (DESIGN §5) and honour
-//! the connect and read timeouts they ask for.
+//! The one HTTP client of an instance's AWS calls (STS, SSO, container, IMDS): [`AwsHttp`], a
+//! reqwest client built once from the instance's proxy resolver (DESIGN §5: metadata addresses
+//! and loopback always direct) and `AWS_CA_BUNDLE`; callers whose limits differ set them per
+//! request (IMDS: 2 s). [`ReqwestHttpClient`] hands the same client to the AWS SDK clients
+//! (aws-sdk-sts, aws-config's SSO provider) as an `aws-smithy-runtime-api` [`HttpClient`].
 //!
-//! Timeouts: the connector settings' connect timeout becomes the client's connect timeout (10 s
-//! when unset); the read timeout bounds the whole request together with the connect timeout
-//! (`connect + read`; 60 s in all when no read timeout is given). One reqwest client is kept per
-//! distinct pair of settings.
+//! Timeouts: connecting is bounded by the client ([`CONNECT_TIMEOUT`]) and, tighter, by each
+//! request's whole-request timeout. For the SDK clients, the connector settings they hand over
+//! become that request timeout: `connect + read` (60 s when no read timeout is given), so the
+//! IMDS client's 1-second limits reach the wire as a 2-second bound.
 
 use crate::env::Env;
-use crate::http::client::build_client;
+use crate::http::client::{build_client, ClientError, ClientOptions};
 use crate::http::proxy::ProxyResolver;
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
@@ -17,59 +19,62 @@ use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const DEFAULT_CONNECT: Duration = Duration::from_secs(10);
-const DEFAULT_TOTAL: Duration = Duration::from_secs(60);
+/// Connect limit of the shared client (requests set tighter whole-request limits).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Whole-request limit when the caller sets none.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+const SDK_DEFAULT_CONNECT: Duration = Duration::from_secs(10);
+const SDK_DEFAULT_TOTAL: Duration = Duration::from_secs(60);
 
-type Key = (Option<Duration>, Option<Duration>);
+/// The instance's client for AWS calls. Clones share the connection pool.
+#[derive(Clone)]
+pub struct AwsHttp {
+    client: reqwest::Client,
+}
 
-/// Our reqwest-based HTTP client for aws-config.
+impl fmt::Debug for AwsHttp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsHttp").finish_non_exhaustive()
+    }
+}
+
+impl AwsHttp {
+    /// TLS verified with the system roots plus `AWS_CA_BUNDLE` (as the AWS SDKs do); every
+    /// request routed by `proxy`.
+    pub fn new(env: &Env, proxy: &ProxyResolver) -> Result<AwsHttp, ClientError> {
+        let mut opts = ClientOptions::aws_default(DEFAULT_TIMEOUT, CONNECT_TIMEOUT);
+        opts.tls.ca_file = env
+            .get("AWS_CA_BUNDLE")
+            .map(|p| crate::aws::credentials::expand_home(&p, env));
+        Ok(AwsHttp {
+            client: build_client(&opts, proxy.clone())?,
+        })
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The same client for the AWS SDK clients.
+    pub fn smithy(&self) -> ReqwestHttpClient {
+        ReqwestHttpClient {
+            client: self.client.clone(),
+        }
+    }
+}
+
+/// [`AwsHttp`]'s client as an `aws-smithy-runtime-api` [`HttpClient`].
 #[derive(Clone)]
 pub struct ReqwestHttpClient {
-    env: Env,
-    proxy: ProxyResolver,
-    connectors: Arc<Mutex<HashMap<Key, SharedHttpConnector>>>,
+    client: reqwest::Client,
 }
 
 impl fmt::Debug for ReqwestHttpClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReqwestHttpClient")
-            .field("proxy", &self.proxy)
-            .finish()
-    }
-}
-
-impl ReqwestHttpClient {
-    /// `env` provides `AWS_CA_BUNDLE`; `proxy` decides every request's route.
-    pub fn new(env: Env, proxy: ProxyResolver) -> Self {
-        ReqwestHttpClient {
-            env,
-            proxy,
-            connectors: Arc::new(Mutex::new(HashMap::new())),
-        }
-    }
-
-    fn connector(&self, connect: Option<Duration>, read: Option<Duration>) -> SharedHttpConnector {
-        let connect_timeout = connect.unwrap_or(DEFAULT_CONNECT);
-        let total = match read {
-            Some(read) => connect_timeout + read,
-            None => DEFAULT_TOTAL,
-        };
-        let opts = super::util::aws_client_options(&self.env, total, connect_timeout);
-        match build_client(&opts, self.proxy.clone()) {
-            Ok(client) => SharedHttpConnector::new(ReqwestConnector {
-                client: Ok(client),
-                total,
-            }),
-            Err(e) => SharedHttpConnector::new(ReqwestConnector {
-                client: Err(e.to_string()),
-                total,
-            }),
-        }
+        f.debug_struct("ReqwestHttpClient").finish_non_exhaustive()
     }
 }
 
@@ -79,16 +84,20 @@ impl HttpClient for ReqwestHttpClient {
         settings: &HttpConnectorSettings,
         _components: &RuntimeComponents,
     ) -> SharedHttpConnector {
-        let key = (settings.connect_timeout(), settings.read_timeout());
-        let mut map = self.connectors.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(key)
-            .or_insert_with(|| self.connector(key.0, key.1))
-            .clone()
+        let connect = settings.connect_timeout().unwrap_or(SDK_DEFAULT_CONNECT);
+        let total = match settings.read_timeout() {
+            Some(read) => connect + read,
+            None => SDK_DEFAULT_TOTAL,
+        };
+        SharedHttpConnector::new(ReqwestConnector {
+            client: self.client.clone(),
+            total,
+        })
     }
 }
 
 struct ReqwestConnector {
-    client: Result<reqwest::Client, String>,
+    client: reqwest::Client,
     total: Duration,
 }
 
@@ -115,15 +124,7 @@ fn boxed(text: String) -> Box<dyn std::error::Error + Send + Sync> {
 
 impl HttpConnector for ReqwestConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let client = match &self.client {
-            Ok(c) => c.clone(),
-            Err(e) => {
-                return HttpConnectorFuture::ready(Err(ConnectorError::other(
-                    boxed(format!("cannot build the HTTP client: {e}")),
-                    None,
-                )))
-            }
-        };
+        let client = self.client.clone();
         let total = self.total;
         HttpConnectorFuture::new(async move {
             let request = request
@@ -142,7 +143,7 @@ impl HttpConnector for ReqwestConnector {
                 req = req.header(name, value);
             }
             let resp = req.send().await.map_err(|e| {
-                let text = super::util::error_chain(&e);
+                let text = crate::aws::credentials::error_chain(&e);
                 if e.is_timeout() {
                     ConnectorError::timeout(boxed(text))
                 } else if e.is_connect() {
@@ -154,7 +155,7 @@ impl HttpConnector for ReqwestConnector {
             let status = resp.status();
             let headers = resp.headers().clone();
             let body = resp.bytes().await.map_err(|e| {
-                let text = super::util::error_chain(&e);
+                let text = crate::aws::credentials::error_chain(&e);
                 if e.is_timeout() {
                     ConnectorError::timeout(boxed(text))
                 } else {
@@ -196,7 +197,9 @@ mod tests {
             }
         })
         .await;
-        let client = ReqwestHttpClient::new(Env::default(), ProxyResolver::direct());
+        let client = AwsHttp::new(&Env::default(), &ProxyResolver::direct())
+            .expect("client")
+            .smithy();
         let settings = HttpConnectorSettings::builder()
             .connect_timeout(Duration::from_secs(1))
             .read_timeout(Duration::from_millis(300))

@@ -16,20 +16,20 @@
 //! Endpoint: `AWS_EC2_METADATA_SERVICE_ENDPOINT`, else `http://[fd00:ec2::254]` when
 //! `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6`, else `http://169.254.169.254`.
 
-use super::cache::Fetch;
 use super::ec2::{detect_ec2, sys_root};
-use super::util::{self, error_chain, is_true};
-use super::{CredentialsError, CredsFuture};
+use crate::aws::credentials::cache::Fetch;
+use crate::aws::credentials::util::{self, error_chain, is_true};
+use crate::aws::credentials::{CredentialsError, CredsFuture};
+use crate::aws::http::AwsHttp;
 use crate::config::ImdsMode;
 use crate::env::Env;
-use crate::http::proxy::ProxyResolver;
 use aws_credential_types::Credentials;
 use reqwest::{StatusCode, Url};
 use std::time::{Duration, Instant};
 
 pub(crate) const ENDPOINT_VAR: &str = "AWS_EC2_METADATA_SERVICE_ENDPOINT";
 const TOKEN_TTL_SECS: u64 = 21_600;
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Per attempt, connecting included (metadata answers at once or not at all).
 const TIMEOUT: Duration = Duration::from_secs(2);
 const ATTEMPTS: u32 = 2;
 const CREDS_PATH: &str = "/latest/meta-data/iam/security-credentials/";
@@ -88,7 +88,7 @@ pub(crate) fn endpoint(env: &Env) -> Result<Url, String> {
 }
 
 pub(crate) struct Imds {
-    client: reqwest::Client,
+    http: AwsHttp,
     base: Url,
     v1_disabled: bool,
     token: tokio::sync::Mutex<Option<(String, Instant)>>,
@@ -101,18 +101,13 @@ enum Token {
 }
 
 impl Imds {
-    pub(crate) fn new(
-        env: &Env,
-        proxy: &ProxyResolver,
-        provider: &str,
-    ) -> Result<Imds, CredentialsError> {
+    pub(crate) fn new(env: &Env, http: &AwsHttp, provider: &str) -> Result<Imds, CredentialsError> {
         let base = endpoint(env).map_err(|message| CredentialsError::Misconfigured {
             provider: provider.into(),
             message,
         })?;
-        let client = util::client_for(provider, env, proxy, TIMEOUT, CONNECT_TIMEOUT)?;
         Ok(Imds {
-            client,
+            http: http.clone(),
             base,
             v1_disabled: is_true(env.get("AWS_EC2_METADATA_V1_DISABLED")),
             token: tokio::sync::Mutex::new(None),
@@ -139,7 +134,7 @@ impl Imds {
     ) -> Result<(StatusCode, bytes::Bytes), String> {
         let mut last = String::new();
         for attempt in 1..=ATTEMPTS {
-            match make().send().await {
+            match make().timeout(TIMEOUT).send().await {
                 Ok(resp) => {
                     let status = resp.status();
                     match resp.bytes().await {
@@ -157,7 +152,7 @@ impl Imds {
                 }
                 Err(e) => {
                     last = if e.is_timeout() {
-                        "no answer in time (1 s to connect, 2 s in all)".to_string()
+                        "no answer in time (2 s per attempt, connecting included)".to_string()
                     } else {
                         format!("request failed: {}", util::scrub(&error_chain(&e), secrets))
                     }
@@ -183,7 +178,7 @@ impl Imds {
         let (status, body) = self
             .send(
                 || {
-                    self.client.put(url.clone()).header(
+                    self.http.client().put(url.clone()).header(
                         "x-aws-ec2-metadata-token-ttl-seconds",
                         TOKEN_TTL_SECS.to_string(),
                     )
@@ -230,7 +225,7 @@ impl Imds {
             let (status, body) = self
                 .send(
                     || {
-                        let req = self.client.get(url.clone());
+                        let req = self.http.client().get(url.clone());
                         match &tok {
                             Some(t) => req.header("x-aws-ec2-metadata-token", t.as_str()),
                             None => req,

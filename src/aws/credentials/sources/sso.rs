@@ -1,17 +1,16 @@
 //! IAM Identity Center (SSO) credentials: aws-config's `SsoCredentialsProvider` (token cache
 //! `~/.aws/sso/cache`, token refresh through SSO-OIDC for `sso_session` profiles,
-//! `GetRoleCredentials`), given our [`ReqwestHttpClient`] so its requests follow our proxy rules.
+//! `GetRoleCredentials`), given the instance's [`AwsHttp`] client so its requests follow our
+//! proxy rules. No SigV4 here (a bearer token authenticates), so no clock to share.
 //!
 //! Limitation: aws-config does not let us inject its environment or file system
 //! (`ProviderConfig::with_env`/`with_fs` are crate-private), so the token cache is looked up under
 //! the process's real `HOME` — the same as [`crate::env::Env::from_process`] in production.
 
-use super::cache::Fetch;
-use super::http_adapter::ReqwestHttpClient;
-use super::util;
-use super::{CredentialsError, CredsFuture};
-use crate::env::Env;
-use crate::http::proxy::ProxyResolver;
+use crate::aws::credentials::cache::Fetch;
+use crate::aws::credentials::util;
+use crate::aws::credentials::{CredentialsError, CredsFuture};
+use crate::aws::http::AwsHttp;
 use aws_config::provider_config::ProviderConfig;
 use aws_config::sso::SsoCredentialsProvider;
 use aws_credential_types::provider::ProvideCredentials;
@@ -33,9 +32,9 @@ pub(crate) struct Sso {
 }
 
 impl Sso {
-    pub(crate) fn new(settings: &SsoSettings, env: &Env, proxy: &ProxyResolver, name: &str) -> Sso {
+    pub(crate) fn new(settings: &SsoSettings, http: &AwsHttp, name: &str) -> Sso {
         let config = ProviderConfig::empty()
-            .with_http_client(ReqwestHttpClient::new(env.clone(), proxy.clone()))
+            .with_http_client(http.smithy())
             .with_region(Some(Region::new(settings.region.clone())));
         let mut builder = SsoCredentialsProvider::builder()
             .configure(&config)

@@ -2,10 +2,10 @@
 //! `AssumeRoleWithWebIdentity`. The token file is read again at every fetch (Kubernetes rotates
 //! it); its content never appears in errors or logs.
 
-use super::cache::Fetch;
-use super::sts::Sts;
-use super::util::{self, expand_home};
-use super::{ChainContext, CredentialsError, CredsFuture};
+use crate::aws::credentials::cache::Fetch;
+use crate::aws::credentials::sts::Sts;
+use crate::aws::credentials::util::{self, expand_home};
+use crate::aws::credentials::{ChainContext, CredentialsError, CredsFuture};
 use std::path::PathBuf;
 
 pub(crate) struct WebIdentity {
