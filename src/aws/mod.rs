@@ -1,3 +1,4 @@
 //! AWS pieces: credentials (providers, chain, refresh) and SigV4 signing.
 pub mod credentials;
+pub mod scope;
 pub mod signing;
