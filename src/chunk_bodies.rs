@@ -121,6 +121,21 @@ impl ChunkBodies {
         }
     }
 
+    /// Bytes this value holds: encoded records and payloads compressed alongside encoding.
+    pub fn byte_size(&self) -> usize {
+        let records = match &self.records {
+            Records::Framed(r) => r.buf.len(),
+            Records::Flat { pieces, .. } => pieces.iter().map(|(_, p)| p.len()).sum(),
+        };
+        let compressed: usize = self
+            .ready
+            .iter()
+            .flatten()
+            .filter_map(|r| r.compressed.as_ref().map(Bytes::len))
+            .sum();
+        records + compressed
+    }
+
     /// Bytes of the body of records `range` (before compression), framing included.
     pub fn body_len(&self, range: Range<usize>) -> usize {
         match &self.records {

@@ -1,6 +1,9 @@
 //! The one async runtime shared by every instance: started lazily, a few named threads, shut
-//! down and joined in `FLBPluginUnregister` so `dlclose` never leaves a thread running code of an
-//! unloaded library. A later `FLBPluginRegister` in the same process starts a fresh one.
+//! down and joined when the last registration of the library ends (`FLBPluginUnregister`), so
+//! `dlclose` never leaves a thread running code of an unloaded library. Registrations are
+//! counted: on hot reload Fluent Bit may register the new load before it unregisters the old
+//! one (the same library, one copy in memory), and the old one's unregister must not stop the
+//! runtime the new one uses. A later `FLBPluginRegister` in the same process starts a fresh one.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,6 +12,19 @@ use std::time::Duration;
 use tokio::runtime::{Builder, Handle, Runtime};
 
 static RUNTIME: Mutex<Option<Runtime>> = Mutex::new(None);
+
+/// Registrations of the library not yet unregistered.
+static REGISTRATIONS: Mutex<usize> = Mutex::new(0);
+
+thread_local! {
+    /// Set on the runtime's own threads (workers and blocking pool).
+    static PLUGIN_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the calling thread is one of the plugin's own (not one Fluent Bit created).
+pub fn on_plugin_thread() -> bool {
+    PLUGIN_THREAD.with(|t| t.get())
+}
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -46,12 +62,32 @@ pub fn handle() -> Result<Handle, RuntimeError> {
         .worker_threads(WORKER_THREADS)
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .thread_name("flb-sigv4")
+        .on_thread_start(|| PLUGIN_THREAD.with(|t| t.set(true)))
         .enable_all()
         .build()
         .map_err(RuntimeError::Start)?;
     let handle = rt.handle().clone();
     *slot = Some(rt);
     Ok(handle)
+}
+
+/// A registration of the library begins (`FLBPluginRegister`).
+pub fn register() {
+    *REGISTRATIONS.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+}
+
+/// A registration ends (`FLBPluginUnregister`); the last one stops the runtime. Returns whether
+/// it did.
+pub fn unregister() -> bool {
+    let last = {
+        let mut n = REGISTRATIONS.lock().unwrap_or_else(|p| p.into_inner());
+        *n = n.saturating_sub(1);
+        *n == 0
+    };
+    if last {
+        shutdown();
+    }
+    last
 }
 
 /// Stops the runtime and joins its threads (bounded), leaving a clean state for a new load.
@@ -88,6 +124,19 @@ pub fn run_and_wait<T: Send + 'static>(
 }
 
 type Outcome<T> = Result<T, Box<dyn std::any::Any + Send>>;
+
+/// Runs `fut`, turning a panic while polling it into `Err` with the panic's message.
+pub async fn catch_panic<F: Future>(fut: F) -> Result<F::Output, String> {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Ok(std::task::Poll::Ready(v)) => std::task::Poll::Ready(Ok(v)),
+            Err(payload) => std::task::Poll::Ready(Err(panic_message(payload))),
+        }
+    })
+    .await
+}
 
 enum Stage<T> {
     Make(Option<Box<dyn FnOnce() -> BoxFuture<T> + Send>>),
@@ -174,5 +223,18 @@ mod tests {
         let v = run_and_wait(Box::new(|| Box::pin(async { 7 }))).expect("runs after restart");
         assert_eq!(v, 7);
         shutdown();
+    }
+
+    #[test]
+    fn the_runtime_marks_its_threads_and_catches_panics() {
+        assert!(!on_plugin_thread());
+        let on_runtime =
+            run_and_wait(Box::new(|| Box::pin(async { on_plugin_thread() }))).expect("runs");
+        assert!(on_runtime);
+        let caught = run_and_wait(Box::new(|| {
+            Box::pin(catch_panic(async { panic!("inner") }))
+        }))
+        .expect("runs");
+        assert_eq!(caught, Err::<(), _>("inner".to_string()));
     }
 }

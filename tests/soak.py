@@ -16,8 +16,10 @@ Everything stays on loopback (AWS_EC2_METADATA_DISABLED=true, every endpoint exp
 * both receivers verify every signature with botocore against the credentials issued so far and
   answer 5% of the requests with a failure (half HTTP 500, half a connection reset before any
   answer — neither processes the records, so each record must arrive exactly once);
-* the host runs 4 flushing threads (``--threads 4``), jobs alternating between the instances,
-  a pause between a thread's jobs (``--flush-interval-ms``), FLB_RETRY re-flushed after 200 ms.
+* the host runs each instance with 4 worker threads (``--threads 4``: Workers 4 for instances
+  without the key), jobs alternating between the instances and round robin over an instance's
+  workers, a pause between a worker's jobs (``--flush-interval-ms``), FLB_RETRY re-flushed after
+  200 ms.
 
 While it runs, the host process's RSS, thread count and open descriptors are sampled from
 ``/proc/<pid>`` every second. Checks (exit status 1 when one fails):

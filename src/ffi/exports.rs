@@ -10,6 +10,7 @@ use crate::config::{Config, PROPERTIES};
 use crate::env::Env;
 use crate::flb_log;
 use crate::log::{Level, Log, SharedLog};
+use crate::output::budget::{self, Caller, Declined, EngineFlush, Waiter};
 use crate::output::{FlushResult, Output};
 use crate::runtime;
 use std::collections::HashMap;
@@ -20,8 +21,10 @@ use std::sync::{Arc, Mutex, Weak};
 const PLUGIN_NAME: &CStr = c"sigv4_http";
 const PLUGIN_DESCRIPTION: &CStr = c"Ships records to AWS SigV4 HTTP endpoints";
 
-/// Test knob (README "Test knobs"): a flush whose tag equals this variable's value, as read when
-/// the instance starts, panics on the runtime; it proves a panic in flush is a logged `FLB_RETRY`.
+/// Test knob, compiled only with the `test-knobs` feature (README "Test knobs"): a flush whose
+/// tag equals this variable's value, as read when the instance starts, panics on the runtime; it
+/// proves a panic in flush is a logged `FLB_RETRY`.
+#[cfg(feature = "test-knobs")]
 const TEST_PANIC_TAG_VAR: &str = "FLB_SIGV4_TEST_PANIC_TAG";
 
 /// What `remote_context` points to.
@@ -29,11 +32,21 @@ struct Instance {
     output: Arc<Output>,
     log: Arc<FlbLog>,
     /// [`TEST_PANIC_TAG_VAR`] at init (unset or empty: never).
+    #[cfg(feature = "test-knobs")]
     test_panic_tag: Option<String>,
 }
 
+impl Instance {
+    fn panics_on(&self, _tag: &str) -> bool {
+        #[cfg(feature = "test-knobs")]
+        return self.test_panic_tag.as_deref() == Some(_tag);
+        #[cfg(not(feature = "test-knobs"))]
+        false
+    }
+}
+
 /// The most recently initialised instance, for the context-less `FLBPluginFlush`.
-static LAST_INSTANCE: Mutex<Option<Weak<Output>>> = Mutex::new(None);
+static LAST_INSTANCE: Mutex<Option<Weak<Instance>>> = Mutex::new(None);
 
 fn guard(on_panic: c_int, f: impl FnOnce() -> c_int) -> c_int {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(on_panic)
@@ -70,6 +83,7 @@ pub unsafe extern "C" fn FLBPluginRegister(def: *mut FlbPluginProxyDef) -> c_int
         def.description = PLUGIN_DESCRIPTION.as_ptr() as *mut c_char;
         def.event_type = 0;
         def.config_map = std::ptr::null_mut();
+        runtime::register();
         0
     })
 }
@@ -117,7 +131,10 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut FlbgoOutputPlugin) -> c_int 
         let log = Arc::new(unsafe { FlbLog::new(api, o_ins) });
         // SAFETY: api is Fluent Bit's table (checked non-null).
         let props = unsafe { read_properties(api, o_ins) };
-        let output = match start_instance(props, log.clone()) {
+        let started = start_instance(props, log.clone());
+        // Lines logged on the runtime while starting are printed here, on Fluent Bit's thread.
+        log.drain();
+        let output = match started {
             Ok(output) => output,
             Err(message) => {
                 log.write(Level::Error, &message);
@@ -125,19 +142,19 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut FlbgoOutputPlugin) -> c_int 
                 return FLB_ERROR;
             }
         };
-        if let Ok(mut last) = LAST_INSTANCE.lock() {
-            *last = Some(Arc::downgrade(&output));
-        }
-        let test_panic_tag = std::env::var(TEST_PANIC_TAG_VAR)
-            .ok()
-            .filter(|v| !v.is_empty());
-        let instance = Box::new(Instance {
+        let instance = Arc::new(Instance {
             output,
             log,
-            test_panic_tag,
+            #[cfg(feature = "test-knobs")]
+            test_panic_tag: std::env::var(TEST_PANIC_TAG_VAR)
+                .ok()
+                .filter(|v| !v.is_empty()),
         });
+        if let Ok(mut last) = LAST_INSTANCE.lock() {
+            *last = Some(Arc::downgrade(&instance));
+        }
         // SAFETY: context checked non-null; Fluent Bit hands remote_context back to us.
-        unsafe { (*context).remote_context = Box::into_raw(instance) as *mut c_void };
+        unsafe { (*context).remote_context = Arc::into_raw(instance) as *mut c_void };
         FLB_OK
     })
 }
@@ -184,23 +201,27 @@ impl LentChunk {
     }
 }
 
-/// Flushes on the runtime and waits; uses only a few hundred bytes of the caller's stack. The
-/// chunk is not copied: it stays valid until we return, and `run_and_wait` returns only after
-/// the flush future (the only user of the chunk) has finished or been dropped.
-fn flush_on_runtime(
-    output: Arc<Output>,
-    data: *const c_void,
-    size: usize,
-    tag: *const c_char,
-    test_panic_tag: Option<&str>,
-) -> c_int {
+/// The calling thread's name (Fluent Bit names its engine and worker threads).
+fn current_thread_name() -> String {
+    let mut buf = [0u8; 16];
+    // SAFETY: buf is 16 bytes, the size pthread_getname_np needs for Linux thread names.
+    let rc = unsafe {
+        libc::pthread_getname_np(libc::pthread_self(), buf.as_mut_ptr().cast(), buf.len())
+    };
+    if rc != 0 {
+        return String::new();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// Flushes one chunk; uses only a few hundred bytes of the caller's stack. On an output worker
+/// thread the chunk is lent to the runtime (not copied) and the flush waited for; on the engine
+/// thread the flush gets a time budget (`output::budget`).
+fn flush_chunk(instance: &Instance, data: *const c_void, size: usize, tag: *const c_char) -> c_int {
     if data.is_null() && size > 0 {
         return FLB_ERROR;
     }
-    let chunk = LentChunk {
-        data: data as *const u8,
-        size,
-    };
     let tag = if tag.is_null() {
         String::new()
     } else {
@@ -209,19 +230,98 @@ fn flush_on_runtime(
             .to_string_lossy()
             .into_owned()
     };
+    let chunk = LentChunk {
+        data: data as *const u8,
+        size,
+    };
+    let output = &instance.output;
+    let code = if instance.panics_on(&tag) {
+        report_failure(
+            output,
+            runtime::run_and_wait::<()>(Box::new(move || {
+                Box::pin(async move {
+                    panic!("FLB_SIGV4_TEST_PANIC_TAG: test panic in flush of tag '{tag}'")
+                })
+            }))
+            .err(),
+        )
+    } else {
+        match Caller::from_thread_name(&current_thread_name()) {
+            Caller::Worker => flush_waiting(output.clone(), chunk, tag),
+            Caller::Engine => {
+                output.warn_engine_once();
+                // SAFETY: the chunk is valid during this call; flush_within_budget copies it
+                // before returning.
+                let chunk = unsafe { chunk.as_slice() };
+                flush_on_engine(output, chunk, tag)
+            }
+        }
+    };
+    instance.log.drain();
+    code
+}
+
+fn report_failure(output: &Output, error: Option<runtime::RuntimeError>) -> c_int {
+    if let Some(e) = error {
+        let log = output.log();
+        flb_log!(log, Level::Error, "flush failed, chunk kept for retry: {e}");
+    }
+    FLB_RETRY
+}
+
+/// A worker-thread flush: waits for the result (the chunk is not copied).
+fn flush_waiting(output: Arc<Output>, chunk: LentChunk, tag: String) -> c_int {
+    let start = std::time::Instant::now();
     let log = output.log();
-    let inject_panic = test_panic_tag.is_some_and(|t| t == tag);
     match runtime::run_and_wait(Box::new(move || {
         Box::pin(async move {
-            if inject_panic {
-                panic!("{TEST_PANIC_TAG_VAR}: test panic in flush of tag '{tag}'");
-            }
-            // SAFETY: this future runs and is dropped before flush returns (see above).
+            // SAFETY: this future runs and is dropped before flush returns (run_and_wait).
             let chunk = unsafe { chunk.as_slice() };
-            output.flush(chunk, &tag).await
+            let waiter = Waiter::patient();
+            output
+                .flush(chunk, &tag, Caller::Worker, start, &waiter, None)
+                .await
         })
     })) {
         Ok(result) => to_code(result),
+        Err(e) => {
+            flb_log!(log, Level::Error, "flush failed, chunk kept for retry: {e}");
+            FLB_RETRY
+        }
+    }
+}
+
+/// An engine-thread flush: waits at most the budget.
+fn flush_on_engine(output: &Arc<Output>, chunk: &[u8], tag: String) -> c_int {
+    let log = output.log();
+    match budget::flush_within_budget(output, chunk, tag) {
+        Ok(EngineFlush::Done(result)) => to_code(result),
+        Ok(EngineFlush::Backgrounded) => {
+            flb_log!(
+                log,
+                Level::Warn,
+                "flush took longer than {} ms on Fluent Bit's engine thread: returning a retry while its request goes on in the background; the retried chunk skips what it delivers",
+                budget::ENGINE_BUDGET.as_millis()
+            );
+            FLB_RETRY
+        }
+        Ok(EngineFlush::Declined(why)) => {
+            match why {
+                Declined::Stalled => flb_log!(
+                    log,
+                    Level::Debug,
+                    "a request of this output is still running in the background: chunk kept for retry without sending"
+                ),
+                Declined::Full => flb_log!(
+                    log,
+                    Level::Warn,
+                    "background requests of this output hold {} bytes (cap {}): chunk kept for retry without sending",
+                    output.background().bytes(),
+                    budget::BACKGROUND_BYTES_CAP
+                ),
+            }
+            FLB_RETRY
+        }
         Err(e) => {
             flb_log!(log, Level::Error, "flush failed, chunk kept for retry: {e}");
             FLB_RETRY
@@ -243,10 +343,9 @@ pub unsafe extern "C" fn FLBPluginFlushCtx(
         if remote_ctx.is_null() {
             return FLB_ERROR;
         }
-        // SAFETY: remote_ctx is the Box<Instance> pointer from init, alive until exit.
+        // SAFETY: remote_ctx is the Arc<Instance> pointer from init, alive until exit.
         let instance = unsafe { &*(remote_ctx as *const Instance) };
-        let panic_tag = instance.test_panic_tag.as_deref();
-        flush_on_runtime(instance.output.clone(), data, size, tag, panic_tag)
+        flush_chunk(instance, data, size, tag)
     })
 }
 
@@ -262,12 +361,12 @@ pub unsafe extern "C" fn FLBPluginFlush(
     tag: *mut c_char,
 ) -> c_int {
     guard(FLB_RETRY, || {
-        let output = LAST_INSTANCE
+        let instance = LAST_INSTANCE
             .lock()
             .ok()
             .and_then(|l| l.as_ref().and_then(Weak::upgrade));
-        match output {
-            Some(output) => flush_on_runtime(output, data, size, tag, None),
+        match instance {
+            Some(instance) => flush_chunk(&instance, data, size, tag),
             None => FLB_ERROR,
         }
     })
@@ -284,12 +383,13 @@ pub unsafe extern "C" fn FLBPluginExitCtx(remote_ctx: *mut c_void) -> c_int {
         if remote_ctx.is_null() {
             return FLB_OK;
         }
-        // SAFETY: the pointer came from Box::into_raw in init and Fluent Bit calls exit once.
-        let instance = unsafe { Box::from_raw(remote_ctx as *mut Instance) };
+        // SAFETY: the pointer came from Arc::into_raw in init and Fluent Bit calls exit once.
+        let instance = unsafe { Arc::from_raw(remote_ctx as *const Instance) };
         let output = instance.output.clone();
-        // Stop background work before the log goes away with the instance.
+        // Background requests get a bounded time to finish; then credential refresh stops, all
+        // before the log goes away with the instance.
         let _ = runtime::run_and_wait(Box::new(move || {
-            Box::pin(async move { output.shutdown().await })
+            Box::pin(async move { output.shutdown(budget::EXIT_WAIT).await })
         }));
         instance.log.close();
         FLB_OK
@@ -309,6 +409,6 @@ pub unsafe extern "C" fn FLBPluginUnregister(_def: *mut FlbPluginProxyDef) {
         if let Ok(mut last) = LAST_INSTANCE.lock() {
             *last = None;
         }
-        runtime::shutdown();
+        runtime::unregister();
     });
 }

@@ -7,6 +7,21 @@
 * :func:`write_config` writes a Fluent Bit classic config.
 * :func:`run_host` runs the host with an explicit environment and returns a :class:`HostResult`.
 
+Threads, as in Fluent Bit v5.1.1 (the host's usage text, ``flb_host --help``, has the details):
+an [OUTPUT] with ``Workers N`` (N >= 1) flushes on N worker threads named ``flb-out-sigv4_h``
+(``flb-out-sigv4_http.<i>-w<k>`` cut to 15 characters); one without Workers flushes on the engine
+thread ``flb-pipeline``, one flush at a time, between the ticks of the engine's timer input.
+``run_host(threads=T)`` (default 1) gives ``Workers T`` to every instance that has no Workers key
+(the host's ``--threads T``), so a test keeps its concurrency on worker threads;
+``run_host(engine=True)`` (the same as ``threads=0``) leaves those instances without Workers, so
+they flush on the engine thread as under a real Fluent Bit with the default config. A ``Workers``
+key in an instance always wins (``Workers 0``: engine thread).
+
+Logging, as flb_log_print: lines logged on the engine or a worker thread go to the log pipeline
+(``[SERVICE] Log_File`` when set: ``run_host(log_file=True)`` sets one in the run's directory and
+:attr:`HostResult.log_file_lines` holds its lines), lines from any other thread (the main thread's
+register/unregister, the plugin's own threads) go straight to stderr.
+
 Every run's output is searched for secrets (tests/helpers/leaks.py: :func:`scan_output`); a hit
 fails the test. The host's ``Log_Level`` defaults to :func:`default_log_level`:
 ``$FLB_SIGV4_TEST_LOG_LEVEL``, which tests/conftest.py sets to ``trace`` for the whole suite (so
@@ -42,6 +57,7 @@ FLB_ERROR, FLB_OK, FLB_RETRY = 0, 1, 2
 EXIT_OK, EXIT_USAGE, EXIT_INIT, EXIT_CONFIG, EXIT_STACK, EXIT_LOAD = 0, 2, 3, 4, 5, 6
 
 _build_lock = threading.Lock()
+_built = False
 
 
 class BuildError(RuntimeError):
@@ -61,7 +77,9 @@ def _newest_mtime(paths: Iterable[Path]) -> float:
 
 
 def plugin_so(build: bool = True) -> Path:
-    """Path to the plugin .so, building it first when it is missing or stale."""
+    """Path to the plugin .so, built once per test session with the ``test-knobs`` feature (a
+    plain ``cargo build`` in between would leave a .so without the knobs at the same path, so
+    the build is not skipped on modification times; cargo makes it a no-op when fresh)."""
     override = os.environ.get("FLB_SIGV4_SO")
     if override:
         return Path(override)
@@ -71,11 +89,14 @@ def plugin_so(build: bool = True) -> Path:
     with _build_lock:
         sources = [REPO / "src", REPO / "Cargo.toml", REPO / "Cargo.lock", REPO / "build.rs",
                    REPO / "include"]
-        if not so.exists() or so.stat().st_mtime < _newest_mtime(sources):
-            proc = subprocess.run(["cargo", "build", "--lib"], cwd=REPO, capture_output=True,
+        global _built
+        if not _built or not so.exists() or so.stat().st_mtime < _newest_mtime(sources):
+            proc = subprocess.run(["cargo", "build", "--lib", "--features", "test-knobs"],
+                                  cwd=REPO, capture_output=True,
                                   text=True, timeout=1800)
             if proc.returncode != 0:
                 raise BuildError("cargo build failed:\n" + proc.stderr[-6000:])
+            _built = True
         if not so.exists():
             raise BuildError(f"{so} not found after cargo build")
     return so
@@ -169,11 +190,21 @@ class HostResult:
     valgrind_log: Optional[str] = None
     workdir: Optional[Path] = None
     log_lines: list = field(default_factory=list)
+    # the Log_File's lines ([HOST] [level] message) when the run had one (run_host(log_file=...))
+    log_file_lines: list = field(default_factory=list)
+    log_file: Optional[Path] = None  # its path (gone after the run unless workdir was given)
 
-    def logs(self, level: Optional[str] = None) -> list:
-        """The plugin's log lines ([HOST] [level] message), optionally of one level."""
+    def logs(self, level: Optional[str] = None, source: str = "all") -> list:
+        """The plugin's log lines ([HOST] [level] message), optionally of one level. ``source``:
+        ``"stderr"`` (lines printed to stderr: every line without Log_File; with it, those
+        logged on threads Fluent Bit did not create), ``"file"`` (the Log_File's lines) or
+        ``"all"`` (both, stderr first)."""
+        if source not in ("all", "stderr", "file"):
+            raise ValueError(f"source must be all, stderr or file, not {source!r}")
+        lines = (self.log_lines if source in ("all", "stderr") else []) + \
+            (self.log_file_lines if source in ("all", "file") else [])
         out = []
-        for line in self.log_lines:
+        for line in lines:
             m = re.match(r"^\[HOST\] \[(\w+)\] (.*)$", line)
             if m and (level is None or m.group(1) == level):
                 out.append(m.group(2))
@@ -189,6 +220,8 @@ class HostResult:
                  if not re.match(r"^\s+(\d+: |at /)", l)]
         tail = "\n".join(lines[-60:])
         s = f"cmd: {' '.join(map(str, self.cmd))}\nexit: {self.returncode}\nstderr (tail):\n{tail}"
+        if self.log_file_lines:
+            s += "\nLog_File (tail):\n" + "\n".join(self.log_file_lines[-30:])
         if self.summary is not None:
             s += "\nsummary: " + json.dumps(self.summary)[:2500]
         if self.valgrind_log:
@@ -232,9 +265,10 @@ def write_chunks(directory: Path, chunks: Sequence) -> list:
 
 
 def host_command(host: Path, so: Path, config: Path, chunk_paths: Sequence[Path], **opts) -> list:
-    """The C host's command line: ``opts`` are its numeric options by keyword (``threads``,
+    """The C host's command line: ``opts`` are its valued options by keyword (``threads``,
     ``flushes``, ``cycles``, ``stack``, ``retry_delay_ms``, ``max_retries``,
-    ``flush_interval_ms``); ``None`` leaves the host's default."""
+    ``flush_interval_ms``, ``tick_ms``, ``run_ms``, ``reload_order``); ``None`` leaves the
+    host's default."""
     cmd = [str(host), "--so", str(so), "--config", str(config)]
     for p in chunk_paths:
         cmd += ["--chunk", str(p)]
@@ -257,6 +291,12 @@ def run_host(
     max_retries: Optional[int] = None,
     flush_interval_ms: Optional[int] = None,
     hot_reload: bool = False,
+    engine: bool = False,
+    tick_ms: Optional[int] = None,
+    run_ms: Optional[int] = None,
+    reload_order: Optional[str] = None,
+    service: Optional[Mapping[str, object]] = None,
+    log_file: Union[bool, Path, str] = False,
     env: Optional[Mapping[str, Optional[str]]] = None,
     log_level: Optional[str] = None,
     timeout: float = 120,
@@ -266,7 +306,21 @@ def run_host(
 ) -> HostResult:
     """Run the host. ``config`` is a path or a list of instances (see :func:`config_text`);
     ``chunks`` are paths, bytes or objects with ``.data`` (and ``.name``), written to files.
-    Returns the parsed JSON summary (None if the host printed none) and the stderr."""
+    Returns the parsed JSON summary (None if the host printed none) and the stderr.
+
+    ``threads``: Workers of instances without a Workers key (host default 1); ``engine=True``
+    (or ``threads=0``): those instances flush on the engine thread ``flb-pipeline``.
+    ``tick_ms``: the engine's timer input period (host default 100); ``run_ms``: the engine runs
+    at least this long per cycle (summary: ticks_due, ticks_run, ticks_missed,
+    tick_max_late_ms, engine_max_stall_ms, engine_flushes, engine_ms). ``reload_order``:
+    ``"old-first"`` (default) or ``"new-first"`` (Fluent Bit's SIGHUP order, implies
+    hot_reload). ``service``: more [SERVICE] keys (config given as instances only).
+    ``log_file``: True puts ``Log_File`` at <run dir>/fluent-bit.log, a path puts it there;
+    the result's :attr:`HostResult.log_file_lines` holds the file's lines."""
+    if engine:
+        if threads not in (None, 0):
+            raise ValueError("engine=True leaves Workers unset: do not pass threads too")
+        threads = 0
     host = host_binary()
     so = Path(so) if so else plugin_so()
     own_dir = workdir is None
@@ -274,12 +328,22 @@ def run_host(
     home = wd / "home"
     home.mkdir(exist_ok=True)
     try:
+        log_path = None
+        if log_file:
+            log_path = wd / "fluent-bit.log" if log_file is True else Path(log_file)
         if not isinstance(config, (str, Path)):
-            config = write_config(wd / "fluent-bit.conf", config, log_level=log_level)
+            svc = dict(service or {})
+            if log_path is not None:
+                svc["Log_File"] = log_path
+            config = write_config(wd / "fluent-bit.conf", config, log_level=log_level,
+                                  service=svc)
+        elif service or log_path is not None:
+            raise ValueError("service/log_file need the config as a list of instances")
         cmd = host_command(host, so, config, write_chunks(wd, chunks), threads=threads,
                            flushes=flushes, cycles=cycles, stack=stack,
                            retry_delay_ms=retry_delay_ms, max_retries=max_retries,
-                           flush_interval_ms=flush_interval_ms)
+                           flush_interval_ms=flush_interval_ms, tick_ms=tick_ms, run_ms=run_ms,
+                           reload_order=reload_order)
         if hot_reload:
             cmd.append("--hot-reload")
         vg_log = None
@@ -300,12 +364,18 @@ def run_host(
             if line.startswith("{"):
                 summary = json.loads(line)
                 break
-        scan_output(proc.stdout + proc.stderr, cmd_env, config)
+        file_blob = b""
+        if log_path is not None and log_path.exists():
+            file_blob = log_path.read_bytes()
+        scan_output(proc.stdout + proc.stderr + file_blob, cmd_env, config)
+        file_text = file_blob.decode("utf-8", "replace")
         return HostResult(
             returncode=proc.returncode, summary=summary, stdout=stdout, stderr=stderr, cmd=cmd,
             valgrind_log=vg_log.read_text(errors="replace") if vg_log and vg_log.exists() else None,
             workdir=None if own_dir else wd,
-            log_lines=[l for l in stderr.splitlines() if l.startswith("[HOST] ")])
+            log_lines=[l for l in stderr.splitlines() if l.startswith("[HOST] ")],
+            log_file_lines=[l for l in file_text.splitlines() if l.startswith("[HOST] ")],
+            log_file=log_path)
     finally:
         if own_dir:
             shutil.rmtree(wd, ignore_errors=True)

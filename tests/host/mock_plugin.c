@@ -9,6 +9,16 @@
  *                | "retry_always" | "weird" (returns 7)
  *   mock_stack   bytes of coroutine stack to touch in each flush
  *   mock_log     "on": log every flush at debug level (after output_log_check)
+ *   mock_sleep_ms      N: each flush sleeps N ms before it returns (a slow endpoint)
+ *   mock_report_thread "on": each flush prints "[MOCK] instance I flush thread=NAME" (the
+ *                      name of the thread it runs on) straight to stderr
+ *   mock_thread_log    "on": each flush starts a thread of its own that logs "instance I
+ *                      line from a plugin thread" at info through log_print, and joins it;
+ *                      the flush itself logs "instance I line from the flush" at info
+ * Registrations are counted: register and unregister print "[MOCK] live registrations=L
+ * registered=R" (R: registrations this mapped image has seen, so R > 1 shows that dlopen gave
+ * the same image back); the background thread lives from the first registration to the last
+ * unregistration, as a runtime shared across hot reloads must.
  * Environment:
  *   MOCK_BAD_DEF=1      register with proxy = 0
  *   MOCK_LEAK_THREAD=1  start a thread at register that is never joined
@@ -18,6 +28,8 @@
  * Plain diagnostics go to stderr as "[MOCK] ...".
  */
 #include <pthread.h>
+#include <sys/prctl.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +46,9 @@ struct mock_ctx {
     int mode;          /* 0 ok, 1 error, 2 retry:N, 3 retry always, 4 weird */
     long stack_bytes;
     int log_flush;
+    long sleep_ms;
+    int report_thread;
+    int thread_log;
     pthread_mutex_t lock;
     int pending_retries; /* per instance: counts down within one chunk's attempts */
     long flushes;
@@ -80,6 +95,16 @@ static void *bg_main(void *arg)
     return NULL;
 }
 
+static int g_live;       /* registrations not yet unregistered */
+static int g_registered; /* registrations this image has seen */
+
+static void *foreign_log_main(void *arg)
+{
+    struct mock_ctx *c = arg;
+    plog(c, FLB_LOG_INFO, "instance %d line from a plugin thread", c->index);
+    return NULL;
+}
+
 static void *leaked_main(void *arg)
 {
     (void) arg;
@@ -108,10 +133,14 @@ int FLBPluginRegister(struct flb_plugin_proxy_def *def)
     def->event_type = 0;
     def->config_map = NULL;
     g_next_index = 0;
-    g_stop = 0;
-    if (pthread_create(&g_thread, NULL, bg_main, NULL) == 0) {
-        g_thread_started = 1;
+    g_registered++;
+    if (g_live++ == 0) {
+        g_stop = 0;
+        if (pthread_create(&g_thread, NULL, bg_main, NULL) == 0) {
+            g_thread_started = 1;
+        }
     }
+    fprintf(stderr, "[MOCK] live registrations=%d registered=%d\n", g_live, g_registered);
     if (leak && strcmp(leak, "1") == 0) {
         pthread_t t;
         if (pthread_create(&t, NULL, leaked_main, NULL) == 0) {
@@ -167,6 +196,12 @@ int FLBPluginInit(struct flbgo_output_plugin *plugin)
     c->stack_bytes = v ? atol(v) : 0;
     v = c->api->output_get_property("mock_log", c->o_ins);
     c->log_flush = v && strcmp(v, "on") == 0;
+    v = c->api->output_get_property("mock_sleep_ms", c->o_ins);
+    c->sleep_ms = v ? atol(v) : 0;
+    v = c->api->output_get_property("mock_report_thread", c->o_ins);
+    c->report_thread = v && strcmp(v, "on") == 0;
+    v = c->api->output_get_property("mock_thread_log", c->o_ins);
+    c->thread_log = v && strcmp(v, "on") == 0;
     v = c->api->output_get_property("mock_init", c->o_ins);
     if (v && strcmp(v, "fail") == 0) {
         plog(c, FLB_LOG_ERROR, "instance %d: init refused (mock_init fail)", c->index);
@@ -246,6 +281,22 @@ int FLBPluginFlushCtx(void *remote_ctx, const void *data, size_t size, char *tag
         break;
     }
     pthread_mutex_unlock(&c->lock);
+    if (c->report_thread) {
+        char name[17] = "";
+        prctl(PR_GET_NAME, name, 0, 0, 0);
+        fprintf(stderr, "[MOCK] instance %d flush thread=%s\n", c->index, name);
+    }
+    if (c->thread_log) {
+        pthread_t t;
+        plog(c, FLB_LOG_INFO, "instance %d line from the flush", c->index);
+        if (pthread_create(&t, NULL, foreign_log_main, c) == 0) {
+            pthread_join(t, NULL);
+        }
+    }
+    if (c->sleep_ms > 0) {
+        struct timespec ts = {c->sleep_ms / 1000, (c->sleep_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     if (c->log_flush) {
         plog(c, FLB_LOG_DEBUG, "instance %d flush tag=%s size=%zu sum=%lx ret=%d", c->index,
              tag, size, sum, ret);
@@ -278,7 +329,9 @@ int FLBPluginExitCtx(void *remote_ctx)
 void FLBPluginUnregister(struct flb_plugin_proxy_def *def)
 {
     fprintf(stderr, "[MOCK] unregister name=%s\n", def->name);
-    if (g_thread_started) {
+    g_live--;
+    fprintf(stderr, "[MOCK] live registrations=%d registered=%d\n", g_live, g_registered);
+    if (g_live == 0 && g_thread_started) {
         pthread_mutex_lock(&g_stop_lock);
         g_stop = 1;
         pthread_cond_broadcast(&g_stop_cond);

@@ -1,0 +1,310 @@
+//! One request of a chunk: payload, signature, send, and what its answer means for its records
+//! (DESIGN §6): 413 splits, one credential refresh, one clock-skew correction.
+
+use super::budget;
+use super::memory::{ChunkRecord, Settled};
+use super::Output;
+use crate::aws::credentials::CredentialsError;
+use crate::aws::signing;
+use crate::chunk_bodies::{self, ChunkBodies};
+use crate::event::Compression;
+use crate::flb_log;
+use crate::http::body::Payload;
+use crate::http::delivery::{body_excerpt, classify, Verdict};
+use crate::http::proxy::redact_url;
+use crate::log::Level;
+use bytes::Bytes;
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+use std::time::SystemTime;
+
+/// The chunk a request belongs to.
+pub(super) struct Part<'a> {
+    pub bodies: &'a ChunkBodies,
+    pub tag: &'a str,
+    pub record: &'a ChunkRecord,
+}
+
+/// Whether the records of a range ended (delivered or rejected for good) or wait for a retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sent {
+    Settled,
+    Retry,
+}
+
+enum SendError {
+    Credentials(CredentialsError),
+    CredentialsTimeout,
+    Transport(String),
+    Signing(String),
+}
+
+/// A response: status, `Date` header, body.
+type Response = (u16, Option<String>, Bytes);
+
+impl Output {
+    /// Sends records `range` (claimed in flight by the caller) and settles or releases them in
+    /// the chunk's record.
+    pub(super) async fn send_range(&self, part: &Part<'_>, range: Range<usize>) -> Sent {
+        let sent = self.send_claimed(part, range.clone()).await;
+        if sent == Sent::Retry {
+            // Whatever of the range was not settled is no longer in flight.
+            part.record.release(range);
+        }
+        sent
+    }
+
+    /// The payload (compressed when configured) of records `range` and its SHA-256.
+    fn payload(
+        &self,
+        part: &Part<'_>,
+        range: &Range<usize>,
+    ) -> Result<(Payload, [u8; 32]), String> {
+        if let Some(ready) = part.bodies.ready_payload(range) {
+            return Ok(ready);
+        }
+        match self.config.compress {
+            // Uncompressed, the payload is the body itself: no copy of up to max_request_bytes.
+            Compression::None => {
+                let body = part.bodies.body(range.clone());
+                let digest = chunk_bodies::sha256(&body);
+                Ok((body, digest))
+            }
+            codec => {
+                let p = codec
+                    .compress(&part.bodies.body(range.clone()).contiguous())
+                    .map_err(|e| e.to_string())?;
+                let p = Payload::from(p);
+                let digest = chunk_bodies::sha256(&p);
+                Ok((p, digest))
+            }
+        }
+    }
+
+    async fn send_claimed(&self, part: &Part<'_>, range: Range<usize>) -> Sent {
+        let body_len = part.bodies.body_len(range.clone());
+        let (payload, digest) = match self.payload(part, &range) {
+            Ok(p) => p,
+            Err(e) => {
+                flb_log!(self.log, Level::Error, "{e}; chunk kept for retry");
+                return Sent::Retry;
+            }
+        };
+        let digest_hex = hex::encode(digest);
+        let mut refreshed = false;
+        let mut skew_fixed = false;
+        loop {
+            let (status, date, response) =
+                match self.send_once(&payload, &digest_hex, part.tag).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        self.log_send_error(e);
+                        return Sent::Retry;
+                    }
+                };
+            match classify(status, &response) {
+                Verdict::Delivered => {
+                    flb_log!(
+                        self.log,
+                        Level::Debug,
+                        "delivered {} records ({} bytes) with tag '{}': HTTP {status}",
+                        range.len(),
+                        payload.len(),
+                        part.tag
+                    );
+                    part.record.settle(range, Settled::Delivered);
+                    return Sent::Settled;
+                }
+                Verdict::TooLarge if range.len() > 1 => {
+                    let mid = range.start + range.len() / 2;
+                    flb_log!(
+                        self.log,
+                        Level::Warn,
+                        "HTTP 413 for {} records ({} bytes): splitting and re-sending",
+                        range.len(),
+                        payload.len()
+                    );
+                    let left = Box::pin(self.send_claimed(part, range.start..mid)).await;
+                    if left == Sent::Retry {
+                        return left;
+                    }
+                    return Box::pin(self.send_claimed(part, mid..range.end)).await;
+                }
+                Verdict::TooLarge => {
+                    flb_log!(
+                        self.log,
+                        Level::Error,
+                        "HTTP 413: the endpoint refuses a single record of {} bytes ({} bytes as sent) with tag '{}'; that record is dropped",
+                        body_len,
+                        payload.len(),
+                        part.tag
+                    );
+                    part.record.settle(range, Settled::Rejected);
+                    return Sent::Settled;
+                }
+                Verdict::TokenRejected if !refreshed && self.auth.is_some() => {
+                    refreshed = true;
+                    flb_log!(self.log, Level::Info, "HTTP {status}: the endpoint says the security token expired or is invalid; refreshing credentials and re-sending once");
+                    if let Some(auth) = &self.auth {
+                        auth.credentials.invalidate();
+                    }
+                }
+                Verdict::ClockSkew if !skew_fixed && self.auth.is_some() => {
+                    skew_fixed = true;
+                    self.correct_clock(date.as_deref());
+                }
+                Verdict::TokenRejected | Verdict::ClockSkew | Verdict::AuthFailed => {
+                    flb_log!(
+                        self.log,
+                        Level::Error,
+                        "HTTP {status} from the endpoint, chunk kept for retry: {}",
+                        body_excerpt(&response)
+                    );
+                    return Sent::Retry;
+                }
+                Verdict::Transient => {
+                    flb_log!(
+                        self.log,
+                        Level::Warn,
+                        "HTTP {status} from the endpoint, chunk kept for retry: {}",
+                        body_excerpt(&response)
+                    );
+                    return Sent::Retry;
+                }
+                Verdict::Rejected => {
+                    flb_log!(self.log, Level::Error, "HTTP {status}: the endpoint rejected {} records with tag '{}'; they are dropped: {}", range.len(), part.tag, body_excerpt(&response));
+                    part.record.settle(range, Settled::Rejected);
+                    return Sent::Settled;
+                }
+            }
+        }
+    }
+
+    fn log_send_error(&self, e: SendError) {
+        match e {
+            SendError::Credentials(e) => flb_log!(
+                self.log,
+                Level::Warn,
+                "no usable credentials, chunk kept for retry: {e}"
+            ),
+            SendError::CredentialsTimeout => flb_log!(
+                self.log,
+                Level::Warn,
+                "no credentials yet: the credentials provider has not answered within {} s (it keeps trying in the background); chunk kept for retry",
+                budget::CREDENTIALS_WAIT.as_secs()
+            ),
+            SendError::Transport(e) => flb_log!(
+                self.log,
+                Level::Warn,
+                "request to {} failed, chunk kept for retry: {}",
+                redact_url(&self.config.endpoint),
+                self.redact(&e)
+            ),
+            SendError::Signing(e) => {
+                flb_log!(self.log, Level::Error, "{e}; chunk kept for retry")
+            }
+        }
+    }
+
+    fn correct_clock(&self, date: Option<&str>) {
+        let Some(auth) = &self.auth else { return };
+        match date.and_then(|d| httpdate::parse_http_date(d).ok()) {
+            Some(server) => {
+                let offset_ms = match server.duration_since(SystemTime::now()) {
+                    Ok(ahead) => ahead.as_millis() as i64,
+                    Err(behind) => -(behind.duration().as_millis() as i64),
+                };
+                auth.clock_offset_ms.store(offset_ms, Ordering::Relaxed);
+                flb_log!(self.log, Level::Warn, "the endpoint reports clock skew; signing with a clock offset of {offset_ms} ms and re-sending once");
+            }
+            None => flb_log!(
+                self.log,
+                Level::Warn,
+                "the endpoint reports clock skew but sent no usable Date header; re-sending once"
+            ),
+        }
+    }
+
+    async fn send_once(
+        &self,
+        payload: &Payload,
+        digest_hex: &str,
+        tag: &str,
+    ) -> Result<Response, SendError> {
+        let content_type = self.content_type.as_str();
+        let encoding = self.config.compress.content_encoding();
+        let mut req = self
+            .client
+            .post(self.config.endpoint.clone())
+            .header("content-type", content_type);
+        if let Some(enc) = encoding {
+            req = req.header("content-encoding", enc);
+        }
+        for (name, value) in &self.config.headers {
+            if !name.eq_ignore_ascii_case("content-type") {
+                req = req.header(name.as_str(), value.as_str());
+            }
+        }
+        if let Some(name) = &self.config.header_tag {
+            req = req.header(name.as_str(), tag);
+        }
+        if let Some(auth) = &self.auth {
+            // Credentials being fetched are waited for only so long: the fetch goes on in the
+            // background and the chunk is retried.
+            let creds = tokio::time::timeout(budget::CREDENTIALS_WAIT, auth.credentials.get())
+                .await
+                .map_err(|_| SendError::CredentialsTimeout)?
+                .map_err(SendError::Credentials)?;
+            let mut to_sign: Vec<(&str, &str)> =
+                vec![("host", &self.host_header), ("content-type", content_type)];
+            if let Some(enc) = encoding {
+                to_sign.push(("content-encoding", enc));
+            }
+            let signed = signing::sign_request(
+                "POST",
+                self.config.endpoint.as_str(),
+                &to_sign,
+                digest_hex,
+                &creds,
+                &auth.scope,
+                auth.now(),
+            )
+            .map_err(|e| SendError::Signing(e.to_string()))?;
+            req = req.header("host", &self.host_header);
+            for (name, value) in signed {
+                req = req.header(name, value);
+            }
+        }
+        let resp = req
+            .body(payload.to_body())
+            .send()
+            .await
+            .map_err(|e| SendError::Transport(error_chain(&e)))?;
+        let status = resp.status().as_u16();
+        let date = resp
+            .headers()
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| SendError::Transport(error_chain(&e)))?;
+        Ok((status, date, body))
+    }
+}
+
+/// An error with its sources, one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let line = s.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = s.source();
+    }
+    text
+}
