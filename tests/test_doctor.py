@@ -182,6 +182,24 @@ def test_on_ec2_imds_behind_proxy(lab):
     assert "provider: imds" in r["text"].stdout
 
 
+def test_imds_token_timeout_hints_at_hop_limit(lab):
+    """On EC2 with IMDS not answering (as when the token PUT's answer is dropped at hop limit
+    1 inside a container): the output would start (the chain committed to IMDS) but credentials
+    cannot be fetched, exit 1, and the hop-limit hint is printed."""
+    imds = lab.imds()
+    imds.hang = 60
+    conf = write_conf(lab, output_conf({"endpoint": "http://127.0.0.1:9/x", "aws_region": REGION,
+                                        "aws_service": "es"}))
+    r = doctor(lab, ["--json", str(conf)], lab.env(ec2=True), conf)
+    assert r.code == 1, r.describe()
+    creds = r.json()["outputs"][0]["credentials"]
+    assert creds["provider"] == "imds" and creds["fetched"] is False, creds
+    assert "IMDSv2 token request" in creds["error"], creds
+    assert any("hop limit" in h for h in creds["hints"]), creds
+    text = doctor(lab, [str(conf)], lab.env(ec2=True), conf)
+    assert "hint: the IMDSv2 token request timed out" in text.stdout, text.describe()
+
+
 def test_nothing_configured(lab):
     """Nothing configured, not EC2: exit 1, the output would not start, the init error is the
     plugin's own one-line message listing every check, and the text says so."""

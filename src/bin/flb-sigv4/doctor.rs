@@ -564,7 +564,10 @@ fn describe_expiry(at: SystemTime) -> String {
 /// An IMDSv2 token request that timed out inside a container is the classic hop-limit symptom.
 fn imds_hints(mut creds: Credentials, error: &str) -> Credentials {
     let lower = error.to_ascii_lowercase();
-    if lower.contains("token") && (lower.contains("timed out") || lower.contains("timeout")) {
+    let timed_out = ["no answer in time", "timed out", "timeout"]
+        .iter()
+        .any(|t| lower.contains(t));
+    if lower.contains("imdsv2 token request") && timed_out {
         creds.hints.push("the IMDSv2 token request timed out: inside a container the instance's metadata hop limit must be at least 2 (aws ec2 modify-instance-metadata-options --instance-id i-… --http-put-response-hop-limit 2)".into());
     }
     creds
@@ -573,6 +576,21 @@ fn imds_hints(mut creds: Credentials, error: &str) -> Credentials {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hop_limit_hint_on_token_timeout() {
+        // The text of the plugin's IMDS client when the token PUT gets no answer.
+        let e = "credentials provider 'imds' failed: IMDSv2 token request at http://169.254.169.254/: no answer in time (1 s to connect, 2 s in all) (after 2 attempts)";
+        let c = imds_hints(Credentials::default(), e);
+        assert!(
+            c.hints.len() == 1 && c.hints[0].contains("hop limit"),
+            "{:?}",
+            c.hints
+        );
+        let other =
+            "credentials provider 'imds' failed: the IMDSv2 token request answered HTTP 500";
+        assert!(imds_hints(Credentials::default(), other).hints.is_empty());
+    }
 
     #[test]
     fn values_shown_without_secrets() {
