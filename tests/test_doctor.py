@@ -176,6 +176,11 @@ def test_on_ec2_imds_behind_proxy(lab):
     assert "direct (metadata endpoint)" in creds["reason"], creds
     assert creds["fetched"] and re.search(r"\(in \d+ min\)", creds["expires"]), creds
     assert conn(out, "endpoint")["route"] == "proxy"
+    for target in ("imds", "container"):  # proxies set, metadata always direct
+        c = conn(out, target)
+        assert c["route"] == "direct" and c["rule"] == "direct (metadata endpoint)", c
+    assert conn(out, "imds")["url"] == "http://169.254.169.254"
+    assert conn(out, "sts")["route"] == "proxy", conn(out, "sts")
     calls = imds.calls()
     assert calls and calls[0].method == "PUT" and calls[0].path == "/latest/api/token"
     assert not [x for x in tp.requests() if x.host.startswith("169.254.")], tp.describe()
@@ -234,6 +239,8 @@ def test_assume_role_with_moto(lab):
     assert creds["fetched"] and creds["role_arn"] == ROLE_A, creds
     assert ROLE_A in creds["provider"] or ROLE_A in creds["reason"], creds
     assert "expires" in creds
+    sts = conn(r["json"]["outputs"][0], "sts")
+    assert sts["url"] == moto.url and sts["route"] == "direct", sts
     roles = moto.assumed_roles()
     assert roles and all(x["role_arn"] == ROLE_A for x in roles), roles
     for run in r["runs"].values():  # moto's issued secrets are not in any output

@@ -39,6 +39,7 @@ mod assume_role;
 mod cache;
 mod container;
 mod ec2;
+mod endpoints;
 mod environment;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -61,6 +62,7 @@ use crate::http::proxy::ProxyResolver;
 use crate::log::SharedLog;
 pub use aws_credential_types::Credentials;
 pub use ec2::{detect_ec2, sys_root, Ec2Detection, SYS_ROOT_VAR};
+pub use endpoints::service_endpoints;
 pub use environment::{from_environment, StaticSource};
 pub use http_adapter::ReqwestHttpClient;
 pub use profile::region_from_profile;

@@ -486,6 +486,18 @@ async fn check_output(
             proxy: resolver.clone(),
             log: log.clone(),
         };
+        for (target, url) in credentials::service_endpoints(&ctx) {
+            match url {
+                Ok(u) => out.connections.push(connection(target, &u, &resolver)),
+                Err(e) => out.connections.push(Connection {
+                    target,
+                    url: "-".into(),
+                    route: "none",
+                    proxy: None,
+                    rule: e,
+                }),
+            }
+        }
         let mut creds = Credentials {
             ec2_detection: Some(credentials::detect_ec2(&credentials::sys_root(env)).reason),
             ..Credentials::default()

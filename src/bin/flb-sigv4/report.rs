@@ -77,7 +77,7 @@ pub struct Decided {
 pub struct Connection {
     pub target: &'static str,
     pub url: String,
-    /// `direct` or `proxy`.
+    /// `direct` or `proxy`; `none` when the URL cannot be known (its reason in `rule`).
     pub route: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
