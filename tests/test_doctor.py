@@ -139,6 +139,8 @@ def test_proxy_off_ec2_profile_in_config(lab):
     assert ep["route"] == "proxy" and ep["proxy"] == f"http://{PROXY_USER}:***@127.0.0.1:{tp.port}"
     assert "from HTTP_PROXY" in ep["rule"], ep
     assert "not EC2" in out["credentials"]["ec2_detection"]
+    assert [(c["source"], c["outcome"]) for c in out["credentials"]["checks"]] == [
+        ("environment", "skipped"), ("web identity", "skipped"), ("profile:default", "chosen")]
     assert out["credentials"]["fetched"] is True and "expires" not in out["credentials"]
     text = r["text"].stdout
     assert "provider: profile:default" in text and "region:  eu-west-1" in text, text
@@ -220,6 +222,12 @@ def test_nothing_configured(lab):
                    "AWS_WEB_IDENTITY_TOKEN_FILE", str(lab.home / ".aws" / "config"),
                    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "not EC2", "QEMU"]:
         assert needle in msg, f"{needle!r} missing from {msg}"
+    checks = out["credentials"]["checks"]
+    assert [c["source"] for c in checks] == ["environment", "web identity", "shared files",
+                                             "container", "EC2 instance metadata"], checks
+    assert all(c["outcome"] == "skipped" for c in checks) and "QEMU" in checks[-1]["reason"]
+    assert "[skipped] EC2 instance metadata: not used (aws_imds auto and not EC2" \
+        in r["plain"].stdout
     assert "init would fail with: no AWS credentials configured" in r["plain"].stdout
     assert "FAILED" in r["plain"].stdout
     assert imds.calls() == []
@@ -308,6 +316,9 @@ def test_host_and_doctor_agree(lab):
     host_proxy = [l for l in info if l.startswith("proxy for the endpoint: ")]
     assert host_proxy, res.logs("info")
     assert conn(out, "endpoint")["rule"] == host_proxy[0][len("proxy for the endpoint: "):]
+    chain = [l[len("credentials chain: "):] for l in info if l.startswith("credentials chain: ")]
+    assert chain == [f"{c['source']} {c['outcome']}: {c['reason']}"
+                     for c in out["credentials"]["checks"]], (chain, out["credentials"])
     summary = [l for l in info if l.startswith("configuration: ")]
     assert summary and summary[0] == "configuration: " + out["configuration"]
 

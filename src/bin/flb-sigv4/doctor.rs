@@ -6,7 +6,7 @@ use crate::args::Options;
 use crate::fbconf::instance::{flb_bool, Instance, Vars};
 use crate::fbconf::{self, Document, Syntax};
 use crate::report::{
-    Connection, Credentials, Decided, Finding, Level, OutputReport, PropertyView, Report,
+    Check, Connection, Credentials, Decided, Finding, Level, OutputReport, PropertyView, Report,
 };
 use crate::send_test;
 use flb_sigv4::aws::credentials::{self, ChainContext};
@@ -502,7 +502,15 @@ async fn check_output(
             ec2_detection: Some(credentials::detect_ec2(&credentials::sys_root(env)).reason),
             ..Credentials::default()
         };
-        let selection = credentials::select(&ctx).await;
+        let (selection, trace) = credentials::select_traced(&ctx);
+        creds.checks = trace
+            .into_iter()
+            .map(|c| Check {
+                source: c.source,
+                outcome: c.outcome.to_string(),
+                reason: c.reason,
+            })
+            .collect();
         match selection {
             Err(e) => {
                 out.init_error = Some(e.to_string());
