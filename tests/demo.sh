@@ -36,6 +36,7 @@ output_section() {
     compress         gzip
     aws_region       us-east-1
     aws_service      execute-api
+    Workers          2
 CONF
 }
 

@@ -401,6 +401,8 @@ def test_example_config_inits_and_delivers(name, plugin_so, tmp_path):
     outputs = _yaml_outputs(path) if name.endswith(".yaml") else _classic_outputs(path)
     assert len(outputs) == 1, outputs
     props = outputs[0]
+    # every example flushes on worker threads, never on Fluent Bit's engine thread (issue 14)
+    assert dict((k.lower(), v) for k, v in props).get("workers") == "2", props
     endpoint = dict((k.lower(), v) for k, v in props)["endpoint"]
     local = endpoint.startswith("http://127.0.0.1:")
     assert local == (port is not None), endpoint

@@ -67,7 +67,9 @@ class Response:
 
     ``reset``: ``"before"`` closes the connection with a TCP RST without answering;
     ``"mid_body"`` sends the status line, headers and half of the body, then resets.
-    ``stall``: seconds to sleep before answering (the client is expected to time out).
+    ``stall``: seconds to sleep before answering (the client is expected to time out); with
+    ``reset="after_stall"`` the connection is reset after the stall instead of answered (an
+    endpoint that accepts and never answers: nothing processed).
     ``verify``: when False the signature is not checked for this request.
     """
 
@@ -784,7 +786,11 @@ class Receiver:
             elif resp is not None and resp.stall:
                 self._finish(req, "stalled", None)
                 time.sleep(resp.stall)
-                h._send(resp.status, resp.body_bytes(), resp.headers)
+                if resp.reset == "after_stall":
+                    req.outcome = "unanswered"
+                    h._reset()
+                else:
+                    h._send(resp.status, resp.body_bytes(), resp.headers)
             elif self.max_body_bytes is not None and len(raw) > self.max_body_bytes:
                 self._finish(req, "too_large", 413)
                 h._send(413, b'{"message":"Request Entity Too Large"}')
