@@ -47,6 +47,18 @@ impl Env {
         self.vars.get(key).filter(|v| !v.is_empty()).cloned()
     }
 
+    /// The names of the variables set (non-empty), sorted; for reports that must not show values.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .vars
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        names.sort_unstable();
+        names
+    }
+
     /// A lookup closure for APIs that take one.
     pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
         move |k| self.get(k)
@@ -69,5 +81,7 @@ mod tests {
             !shown.contains("s3cr3t-value") && !shown.contains("/root"),
             "{shown}"
         );
+        let env = Env::from_pairs([("B", "1"), ("A", "2"), ("EMPTY", "")]);
+        assert_eq!(env.names(), vec!["A".to_string(), "B".to_string()]);
     }
 }

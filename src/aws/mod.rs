@@ -3,4 +3,5 @@
 pub mod clock;
 pub mod credentials;
 pub mod http;
+pub mod scope;
 pub mod signing;

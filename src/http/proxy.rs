@@ -401,7 +401,7 @@ pub fn redact_url(url: &Url) -> String {
 
 /// Redacts the password of proxy-like text that may not parse as a URL: everything between the
 /// first `:` of the user-info and the last `@` becomes `***`.
-pub(crate) fn redact_raw(value: &str) -> String {
+pub fn redact_raw(value: &str) -> String {
     let (scheme, rest) = match value.find("://") {
         Some(i) => value.split_at(i + 3),
         None => ("", value),

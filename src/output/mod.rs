@@ -339,36 +339,17 @@ impl Output {
     }
 }
 
-/// Region: `aws_region`, `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region`, the
-/// endpoint host, then IMDS (only where the chain may use IMDS). Service: `aws_service`, then the
-/// endpoint host.
+/// The signing scope, from the same resolution the doctor reports ([`crate::aws::scope`]).
 async fn resolve_scope(
     config: &Config,
     env: &Env,
     http: &AwsHttp,
 ) -> Result<SigningScope, InitError> {
-    let host = config.endpoint.host_str().unwrap_or("");
-    let (host_region, host_service) = signing::infer_from_host(host);
-    let Some(service) = config.aws.service.clone().or(host_service) else {
-        return Err(InitError::Signing(format!(
-            "property 'aws_service' is not set and no service can be inferred from endpoint host '{host}': set aws_service, e.g. es, aoss, execute-api, logs, firehose"
-        )));
-    };
-    let mut region = config
-        .aws
-        .region
-        .clone()
-        .or_else(|| env.get("AWS_REGION"))
-        .or_else(|| env.get("AWS_DEFAULT_REGION"))
-        .or_else(|| credentials::region_from_profile(env, config.aws.profile.as_deref()))
-        .or(host_region);
-    if region.is_none() {
-        region = credentials::region_from_imds(env, config.aws.imds, http).await?;
-    }
-    let Some(region) = region else {
-        return Err(InitError::Signing(format!(
-            "property 'aws_region' is not set and no region was found (AWS_REGION, AWS_DEFAULT_REGION, the profile's region, endpoint host '{host}', EC2 instance metadata): set aws_region, e.g. 'aws_region us-east-1'"
-        )));
-    };
-    Ok(SigningScope { region, service })
+    crate::aws::scope::resolve_scope(config, env, http)
+        .await
+        .map(|r| r.scope)
+        .map_err(|e| match e {
+            crate::aws::scope::ScopeError::Imds(c) => InitError::Credentials(c),
+            other => InitError::Signing(other.to_string()),
+        })
 }

@@ -48,6 +48,7 @@
 mod assume_role;
 mod cache;
 mod chain;
+mod endpoints;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -66,7 +67,8 @@ use crate::env::Env;
 use crate::http::proxy::ProxyResolver;
 use crate::log::SharedLog;
 pub use aws_credential_types::Credentials;
-pub use chain::select;
+pub use chain::{select, select_traced, ChainCheck};
+pub use endpoints::service_endpoints;
 pub use sources::ec2::{detect_ec2, sys_root, Ec2Detection, SYS_ROOT_VAR};
 pub use sources::environment::{from_environment, StaticSource};
 use sources::imds;

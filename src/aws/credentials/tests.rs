@@ -246,6 +246,68 @@ async fn custom_file_paths_and_garbage_ini() {
 }
 
 #[tokio::test]
+async fn the_trace_records_each_check_and_the_choice_and_select_logs_it() {
+    let mut w = World::new();
+    let cfg = w.home_file(
+        "config",
+        "[default]\naws_access_key_id = AKIDTRACE\naws_secret_access_key = s3cr3t-trace\n",
+    );
+    w.set("AWS_ROLE_ARN", "arn:aws:iam::1:role/lonely");
+    let (result, trace) = select_traced(&w.ctx());
+    assert!(result.is_ok());
+    let steps: Vec<(&str, &str)> = trace
+        .iter()
+        .map(|c| (c.source.as_str(), c.outcome))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("environment", "skipped"),
+            ("web identity", "skipped"),
+            ("profile:default", "chosen")
+        ]
+    );
+    assert!(
+        trace[1].reason.contains("AWS_ROLE_ARN alone is ignored"),
+        "{trace:?}"
+    );
+    assert!(trace[2].reason.contains(&cfg), "{trace:?}");
+    assert!(!format!("{trace:?}").contains("s3cr3t-trace"));
+    // select logs the same steps at info
+    w.select().await.expect("selected");
+    assert!(w.log.contains(
+        "credentials chain: web identity skipped: AWS_WEB_IDENTITY_TOKEN_FILE is not set"
+    ));
+    assert!(w
+        .log
+        .contains("credentials chain: profile:default chosen: "));
+
+    // nothing configured: every provider skipped, no choice
+    let w = World::new();
+    let (result, trace) = select_traced(&w.ctx());
+    assert!(matches!(
+        result,
+        Err(CredentialsError::NotConfigured { .. })
+    ));
+    let sources: Vec<&str> = trace.iter().map(|c| c.source.as_str()).collect();
+    assert_eq!(
+        sources,
+        vec![
+            "environment",
+            "web identity",
+            "shared files",
+            "container",
+            "EC2 instance metadata"
+        ]
+    );
+    assert!(trace.iter().all(|c| c.outcome == "skipped"));
+    assert!(
+        trace[4].reason.contains("sys_vendor is 'QEMU'"),
+        "{trace:?}"
+    );
+}
+
+#[tokio::test]
 async fn profile_without_credentials_falls_through_and_nothing_configured_lists_checks() {
     let mut w = World::new();
     let cfg = w.home_file("config", "[default]\nregion = us-east-1\n");
