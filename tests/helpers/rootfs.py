@@ -62,7 +62,8 @@ def _cached(name: str, build) -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if final.exists():
             return final
-        tmp = ROOTS / f".{name}.tmp{os.getpid()}"
+        # the name ends like the final one: mmdebstrap picks its output format by the extension
+        tmp = ROOTS / f".tmp{os.getpid()}-{name}"
         if tmp.is_dir():
             shutil.rmtree(tmp)
         try:
