@@ -291,3 +291,24 @@ def test_container_restart_mid_run_loses_nothing(demo, images, tmp_path):
                                  + c.logs("fluent-bit")[-3000:])
         time.sleep(1)
     assert_all_accepted(receiver_requests(c), ENV_KEY_ID)
+
+
+def test_build_context_holds_what_the_recipes_copy_and_not_target(images, tmp_path):
+    """The repo's .dockerignore: the context the recipes build from has the sources, the build
+    script and the release .so, and none of target/'s build trees (gigabytes)."""
+    df = tmp_path / "Dockerfile"
+    df.write_text(f"FROM {images['tools']}\nCOPY . /ctx\n"
+                  "RUN cd /ctx && find . -maxdepth 3 | sort > /ctx.list\n")
+    tag = D.build(f"flbt-ctx:{uuid.uuid4().hex[:8]}", df, REPO)
+    try:
+        listing = D.run(["docker", "run", "--rm", "--network", "none", tag, "cat", "/ctx.list"],
+                        timeout=120).stdout.decode().split()
+    finally:
+        D.run(["docker", "rmi", "-f", tag], check=False)
+    for need in ("./Cargo.toml", "./Cargo.lock", "./src/lib.rs", "./include",
+                 "./tests/build_release.sh", "./tests/requirements-release.txt",
+                 "./tests/helpers/receiver.py", "./fluent-bit-config/docker",
+                 "./target/dist/libflb_sigv4.so"):
+        assert need in listing, (need, listing)
+    assert not [p for p in listing if p.startswith(("./target/debug", "./target/release",
+                                                    "./target/x86_64", "./tests/.build"))]
