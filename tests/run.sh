@@ -5,7 +5,8 @@
 # namespaces (those need root and skip with a message otherwise), then every fuzz target for a
 # short budget (fuzz/run.sh; FUZZ_SECONDS per target, default 60).
 # Dependencies: see .ci/run (Debian: tinyproxy valgrind iproute2 g++; PyPI: tests/requirements.txt;
-# cargo-fuzz). With FLB_SIGV4_CI=1 (set by .ci/run) nothing may be skipped: a skipped Python test
+# cargo-fuzz; Docker, docker-compose and mmdebstrap through tests/setup_docker.sh; ziglang and
+# cargo-zigbuild, pinned, installed by tests/build_release.sh). With FLB_SIGV4_CI=1 (set by .ci/run) nothing may be skipped: a skipped Python test
 # fails the run (tests/conftest.py) and so does a missing cargo-fuzz.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,12 @@ cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
 cargo build
-python3 -m pytest -ra tests/ "$@"
+# The Python suite drives the .so users ship: the release build against glibc 2.31
+# (tests/build_release.sh, cargo-zigbuild; incremental when target/ is cached). The glibc floor
+# test loads it in a Debian bullseye root; the container tests (tests/test_containers.py) put it
+# in images and need a Docker engine (tests/setup_docker.sh).
+release_so=$(tests/build_release.sh | tail -n 1)
+FLB_SIGV4_SO=$release_so python3 -m pytest -ra tests/ "$@"
 if cargo fuzz --version >/dev/null 2>&1; then
     fuzz/run.sh "${FUZZ_SECONDS:-60}"
 elif [ "${FLB_SIGV4_CI:-}" = 1 ]; then
