@@ -12,7 +12,9 @@ release .so, target/dist/libflb_sigv4.so) on top of a Fluent Bit image:
 * ``FLUENT_BIT_IMAGE=fluent/fluent-bit:5.1.1`` (or any image with /fluent-bit/bin/fluent-bit,
   already pulled): the real Fluent Bit runs the demo's pipeline, and the restart test runs too.
 
-The compose network is ``internal: true``: containers reach each other only. Results are read
+Also with tests/docker/pod-identity/docker-compose.override.yml: an EKS Pod Identity Agent
+stand-in at 169.254.170.23 on the compose network. The compose network is ``internal: true``:
+containers reach each other only. Results are read
 from the receiver's ``REQUEST {json}`` lines, tinyproxy's log and the Fluent Bit container's
 output (searched for secrets, tests/helpers/leaks.py).
 """
@@ -45,6 +47,12 @@ ENV_SESSION_TOKEN = "IQoJb3JpZ2luX2VjEFlbDockerEnvSessionToken0001=="
 FILE_KEY_ID = "AKIDFLBSIGV4DOCKER02"
 FILE_SECRET_KEY = "dockerFileSecretKey/FLBSIGV4+000000000002"
 FILE_SESSION_TOKEN = "IQoJb3JpZ2luX2VjEFlbDockerFileSessionToken0002=="
+
+POD_KEY_ID = "ASIAFLBSIGV4DOCKER03"
+POD_SECRET_KEY = "dockerPodIdentitySecret/FLBSIGV4+00000003"
+POD_SESSION_TOKEN = "IQoJb3JpZ2luX2VjEFlbDockerPodIdentityToken0003=="
+POD_AUTH_TOKEN = "eyJhbGciOiJSUzI1NiJ9.ZmxiLXNpZ3Y0LWRvY2tlcg.c2lnbmF0dXJlMDAwMw"
+POD_IDENTITY_DIR = REPO / "tests" / "docker" / "pod-identity"
 
 STANDIN_CHUNKS = [C.build_chunk(C.make_records(25, prefix=f"docker{i}"), name=f"c{i}.bin")
                   for i in range(3)]
@@ -126,7 +134,7 @@ def demo(images, tmp_path):
     """make(**settings) -> a started Compose of the demo file (down at teardown)."""
     made = []
 
-    def make(services=("receiver", "proxy", "fluent-bit"), **settings):
+    def make(services=("receiver", "proxy", "fluent-bit"), overrides=(), **settings):
         env = {
             "FLB_SIGV4_TOOLS_IMAGE": images["tools"], "FLB_SIGV4_IMAGE": images["plugin"],
             "DEMO_KEY_ID": ENV_KEY_ID, "DEMO_SECRET_KEY": ENV_SECRET_KEY,
@@ -135,7 +143,7 @@ def demo(images, tmp_path):
             "DEMO_FLB_SESSION_TOKEN": ENV_SESSION_TOKEN,
         }
         env.update({k: str(v) for k, v in settings.items()})
-        c = D.Compose(COMPOSE_FILE, env)
+        c = D.Compose(COMPOSE_FILE, env, overrides=overrides)
         made.append(c)
         # receiver and proxy first: the stand-in flushes at once (and retries if too early)
         c.up(*[s for s in services if s != "fluent-bit"])
@@ -227,6 +235,34 @@ def test_credentials_from_a_mounted_aws_directory(demo, images, tmp_path):
     assert "profile" in c.logs("fluent-bit"), c.logs("fluent-bit")[-3000:]
     scan_fluent_bit_output(c, {"AWS_SECRET_ACCESS_KEY": FILE_SECRET_KEY,
                                "AWS_SESSION_TOKEN": FILE_SESSION_TOKEN})
+
+
+def test_credentials_from_eks_pod_identity_direct_despite_the_proxy(demo, images, tmp_path):
+    """As EKS injects them: AWS_CONTAINER_CREDENTIALS_FULL_URI=http://169.254.170.23/... and a
+    token file; the agent stand-in sits at that address on the internal compose network. The
+    credential call goes direct although HTTP_PROXY is set; the deliveries go through the proxy."""
+    token_dir = tmp_path / "token"
+    token_dir.mkdir()
+    (token_dir / "eks-pod-identity-token").write_text(POD_AUTH_TOKEN)
+    c = demo(services=("receiver", "proxy", "pod-identity", "fluent-bit"),
+             overrides=[POD_IDENTITY_DIR / "docker-compose.override.yml"],
+             DEMO_FLB_KEY_ID="", DEMO_FLB_SECRET_KEY="", DEMO_FLB_SESSION_TOKEN="",
+             DEMO_KEY_ID=POD_KEY_ID, DEMO_SECRET_KEY=POD_SECRET_KEY,
+             DEMO_SESSION_TOKEN=POD_SESSION_TOKEN,
+             POD_IDENTITY_KEY_ID=POD_KEY_ID, POD_IDENTITY_SECRET_KEY=POD_SECRET_KEY,
+             POD_IDENTITY_SESSION_TOKEN=POD_SESSION_TOKEN, POD_IDENTITY_AUTH_TOKEN=POD_AUTH_TOKEN,
+             POD_IDENTITY_DIR=str(POD_IDENTITY_DIR), POD_IDENTITY_TOKEN_DIR=str(token_dir))
+    reqs = wait_delivered(c, images)
+    assert_all_accepted(reqs, POD_KEY_ID)
+    agent = c.logs("pod-identity")
+    assert "CALL GET /v1/credentials 200" in agent, agent[-2000:]
+    assert " 401" not in agent and " 403" not in agent, agent[-2000:]
+    proxy_log = c.logs("proxy")
+    assert "169.254.170.23" not in proxy_log, proxy_log[-3000:]
+    assert "POST http://receiver:8080/logs" in proxy_log, proxy_log[-3000:]
+    scan_fluent_bit_output(c, {"AWS_SECRET_ACCESS_KEY": POD_SECRET_KEY,
+                               "AWS_SESSION_TOKEN": POD_SESSION_TOKEN,
+                               "AWS_CONTAINER_AUTHORIZATION_TOKEN": POD_AUTH_TOKEN})
 
 
 RESTART_CONFIG = """\

@@ -105,18 +105,20 @@ def image_has_file(image: str, path: str) -> bool:
 
 
 class Compose:
-    """One run of a compose file under a project name of its own; :meth:`down` removes its
-    containers, network and volumes."""
+    """One run of a compose file (plus ``overrides``, merged in order) under a project name of
+    its own; :meth:`down` removes its containers, network and volumes."""
 
-    def __init__(self, file: Path, env: Mapping[str, str], project: Optional[str] = None):
-        self.file = Path(file)
+    def __init__(self, file: Path, env: Mapping[str, str], project: Optional[str] = None,
+                 overrides: Sequence[Path] = ()):
+        self.files = [Path(file), *map(Path, overrides)]
         self.project = project or f"flbt{uuid.uuid4().hex[:10]}"
         self.env = _env()
         self.env.update({k: str(v) for k, v in env.items()})
         self.cmd = compose_command() or ["docker-compose"]
 
     def __call__(self, *args: str, timeout: float = 300, check: bool = True):
-        return run([*self.cmd, "-f", str(self.file), "-p", self.project, *args],
+        files = [a for f in self.files for a in ("-f", str(f))]
+        return run([*self.cmd, *files, "-p", self.project, *args],
                    timeout=timeout, check=check, env=self.env)
 
     def up(self, *services: str):
