@@ -3,7 +3,8 @@
 # missing). README's test command is `./tests/setup.sh && ./tests/run.sh`; .ci/run runs exactly
 # that with FLB_SIGV4_CI=1.
 #
-# Always: the PyPI requirements (tests/requirements.txt) into the current python3.
+# Always: the PyPI requirements (tests/requirements.txt, and tests/requirements-release.txt:
+# ziglang and cargo-zigbuild, pinned, for the release build) into the current python3.
 # As root, or in CI (CI=true or FLB_SIGV4_CI=1): the Debian packages (tinyproxy valgrind iproute2
 # gcc g++ libc6-dev procps) and cargo-fuzz (pinned). Otherwise: a list of what the suite will
 # skip because it is missing.
@@ -49,7 +50,7 @@ if ! python3 -m pip --version >/dev/null 2>&1; then
         "use a virtualenv (python3 -m venv .venv && . .venv/bin/activate), then run again"
     exit 1
 fi
-if ! python3 -m pip install -q -r tests/requirements.txt; then
+if ! python3 -m pip install -q -r tests/requirements.txt -r tests/requirements-release.txt; then
     say "pip could not install tests/requirements.txt (a Debian system python refuses with" \
         "'externally-managed-environment'): use a virtualenv (python3 -m venv .venv &&" \
         ". .venv/bin/activate) and run again"
@@ -77,8 +78,9 @@ if is_root || in_ci; then
     fi
 
     # --- Docker engine -----------------------------------------------------------------------
-    # (place reserved for the containers issue: install a Docker engine here, reusing one that
-    # already runs.)
+    # docker.io, docker-compose and mmdebstrap; starts dockerd when none answers (the container
+    # tests and the glibc floor test).
+    tests/setup_docker.sh
 else
     # Not root and not CI: install nothing system-wide; say what the suite will skip.
     skipped=()
@@ -94,6 +96,8 @@ else
         esac
     done
     skipped+=("the network-namespace tests: credential chain, proxies, metadata endpoints (they need root)")
+    command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 ||
+        skipped+=("the container tests and the real glibc-2.31 load (no Docker engine, mmdebstrap: tests/setup_docker.sh as root)")
     if ! has_cargo_fuzz; then
         skipped+=("the fuzzers (cargo-fuzz $CARGO_FUZZ_VERSION is not installed: cargo install cargo-fuzz --locked --version $CARGO_FUZZ_VERSION)")
     fi

@@ -15,7 +15,11 @@ connections accepted (keep-alive reuse).
 Also runnable for demos::
 
     python -m tests.helpers.receiver --port 8080 --access-key AKID --secret-key SECRET \
-        [--session-token TOKEN] [--region us-east-1] [--service es] [--no-auth]
+        [--session-token TOKEN] [--region us-east-1] [--service es] [--no-auth] \
+        [--listen 0.0.0.0] [--print-records] [--log-requests]
+
+(``--log-requests``: one ``REQUEST {json}`` line per request with its outcome, as the container
+tests read it from the container's log; the file runs as a script too, in the demo image.)
 """
 
 from __future__ import annotations
@@ -560,6 +564,7 @@ class Receiver:
         skew_limit: float = 300.0,
         skew_style: str = "json",
         send_date: bool = True,
+        listen: str = "127.0.0.1",
     ):
         self.credentials = [_as_cred(c) for c in credentials]
         self.region = region
@@ -583,7 +588,9 @@ class Receiver:
         self.send_date = send_date
         self._connections = 0
         self.tls_errors: list[str] = []
-        self._server = _Server(("127.0.0.1", port), _TlsHandler if self.tls else _Handler)
+        # listen: 0.0.0.0 only inside a container (tests/test_containers.py), else loopback
+        self.listen = listen
+        self._server = _Server((listen, port), _TlsHandler if self.tls else _Handler)
         if self.tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(*self.tls)
@@ -604,7 +611,8 @@ class Receiver:
     @property
     def url(self) -> str:
         scheme = "https" if self.tls else "http"
-        return f"{scheme}://127.0.0.1:{self.port}"
+        host = "127.0.0.1" if self.listen in ("0.0.0.0", "") else self.listen
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def connections(self) -> int:
@@ -840,25 +848,33 @@ def main(argv: Optional[list] = None):
     ap.add_argument("--no-auth", action="store_true", help="accept unsigned requests")
     ap.add_argument("--require-token", action="store_true")
     ap.add_argument("--print-records", action="store_true")
+    ap.add_argument("--listen", default="127.0.0.1", help="address to bind (0.0.0.0 in a container)")
+    ap.add_argument("--log-requests", action="store_true",
+                    help="print a REQUEST {json} line per request: path, outcome, key id, records")
     args = ap.parse_args(argv)
     if not args.no_auth and not (args.access_key and args.secret_key):
         ap.error("--access-key and --secret-key are required unless --no-auth")
     creds = [] if args.no_auth else [(args.access_key, args.secret_key, args.session_token)]
     rcv = Receiver(credentials=creds, region=args.region, service=args.service,
                    auth=not args.no_auth, require_token=args.require_token,
-                   port=args.port, verbose=True)
+                   port=args.port, verbose=True, listen=args.listen)
     rcv.start()
     print(f"listening on {rcv.url}", flush=True)
     seen = 0
     try:
         while True:
             time.sleep(0.5)
-            if args.print_records:
-                reqs = rcv.requests()
-                for r in reqs[seen:]:
-                    for rec in (r.records if r.accepted else []):
-                        print(json.dumps(rec, ensure_ascii=False), flush=True)
-                seen = len(reqs)
+            reqs = rcv.requests()
+            for r in reqs[seen:]:
+                if args.log_requests:
+                    print("REQUEST " + json.dumps({
+                        "index": r.index, "method": r.method, "path": r.path,
+                        "outcome": r.outcome, "status": r.status, "auth_ok": r.auth_ok,
+                        "auth_reason": r.auth_reason, "access_key": r.access_key,
+                        "records": len(r.records)}), flush=True)
+                for rec in (r.records if args.print_records and r.accepted else []):
+                    print(json.dumps(rec, ensure_ascii=False), flush=True)
+            seen = len(reqs)
     except KeyboardInterrupt:
         pass
     finally:
