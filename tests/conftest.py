@@ -139,10 +139,10 @@ def run_plugin(plugin_so, host_bin, tmp_path):
     """run(instances, chunks, **kw) -> HostResult, with the test credentials in the host's
     environment (kw env= adds to them)."""
 
-    def run(instances, chunk_list=(), env=None, **kw):
+    def run(instances, chunk_list=(), env=None, so=None, **kw):
         full_env = dict(CREDS_ENV)
         full_env.update(env or {})
-        return host_mod.run_host(instances, chunk_list, so=plugin_so, env=full_env, **kw)
+        return host_mod.run_host(instances, chunk_list, so=so or plugin_so, env=full_env, **kw)
 
     return run
 

@@ -363,8 +363,9 @@ def test_panic_in_flush_is_retry_and_logged(run_plugin, receiver):
     instances = [_inst(receiver, "/boom", Test_Tag="boom.tag"),
                  _inst(receiver, "/calm", Test_Tag="calm.tag")]
     # threads=1: boom's flush (and its retry) runs first, then the normal flush
+    # the knob exists only in the test-knobs build, not in the release .so the suite ships
     res = run_plugin(instances, [boom, calm], threads=1, stack=STACK, max_retries=1,
-                     env={"FLB_SIGV4_TEST_PANIC_TAG": "boom.tag"})
+                     env={"FLB_SIGV4_TEST_PANIC_TAG": "boom.tag"}, so=H.knobs_so())
     assert res.returncode == 0, res.describe()
     assert res.results() == [[H.FLB_RETRY, H.FLB_RETRY], [H.FLB_OK]], res.describe()
     errors = res.logs("error")
@@ -378,7 +379,7 @@ def test_panic_in_flush_is_retry_and_logged(run_plugin, receiver):
 def test_panic_knob_unset_flushes_normally(run_plugin, receiver):
     chunk = _chunk("nopanic", n=3)
     res = run_plugin([_inst(receiver, Test_Tag="boom.tag")], [chunk], stack=STACK,
-                     max_retries=0, env={"FLB_SIGV4_TEST_PANIC_TAG": ""})
+                     max_retries=0, env={"FLB_SIGV4_TEST_PANIC_TAG": ""}, so=H.knobs_so())
     assert res.results() == [[H.FLB_OK]], res.describe()
     assert_records(receiver.records(), chunk.events)
 

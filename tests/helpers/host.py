@@ -76,6 +76,17 @@ def _newest_mtime(paths: Iterable[Path]) -> float:
     return newest
 
 
+def knobs_so() -> Path:
+    """The debug .so built with the ``test-knobs`` feature (``FLB_SIGV4_TEST_PANIC_TAG``), even
+    when ``FLB_SIGV4_SO`` points the rest of the suite at the release .so, which has no knobs."""
+    saved = os.environ.pop("FLB_SIGV4_SO", None)
+    try:
+        return plugin_so()
+    finally:
+        if saved is not None:
+            os.environ["FLB_SIGV4_SO"] = saved
+
+
 def plugin_so(build: bool = True) -> Path:
     """Path to the plugin .so, built once per test session with the ``test-knobs`` feature (a
     plain ``cargo build`` in between would leave a .so without the knobs at the same path, so
