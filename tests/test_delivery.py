@@ -106,6 +106,48 @@ def test_identical_chunks_one_after_the_other_both_delivered(run_plugin, receive
     assert_all_signed(rcv, token=False)
 
 
+@pytest.mark.parametrize("statuses,want", [
+    ((400, None), H.FLB_OK),        # one part dropped for good, the other accepted
+    ((None, 400), H.FLB_OK),
+    ((400, 400), H.FLB_ERROR),      # nothing accepted
+    ((400, 503), H.FLB_RETRY),      # anything retryable wins
+])
+def test_one_result_for_parts_that_end_differently(run_plugin, receiver_factory, statuses,
+                                                   want):
+    """DESIGN §6: anything retryable → FLB_RETRY; else FLB_OK with what was dropped logged;
+    FLB_ERROR only when nothing of the chunk was accepted. (Before, one rejected part made the
+    whole chunk FLB_ERROR although the other part was delivered.)"""
+    def respond(req):
+        if req.index < len(statuses) and statuses[req.index]:
+            return Response(status=statuses[req.index], body='{"message":"no"}')
+        return None
+
+    rcv = receiver_factory(region="us-east-1", service="es", responder=respond)
+    chunk = _same_record_chunk(6)  # ~325 bytes a line: 3 lines a 1024-byte request, 2 parts
+    res = run_plugin([_inst(rcv, compress="none", max_request_bytes="1024")], [chunk],
+                     stack=STACK, max_retries=0)
+    assert res.results()[0][0] == want, res.describe()
+    assert len(rcv.requests()) == 2, [r.outcome for r in rcv.requests()]
+    if 400 in statuses and want == H.FLB_OK:
+        assert any("they are dropped" in l for l in res.logs("error")), res.describe()
+
+
+def test_user_content_type_replaces_the_formats_and_is_signed(run_plugin, receiver):
+    """``headers Content-Type: application/json`` (OpenSearch Ingestion wants it) is the one
+    Content-Type sent, and it is signed (before, it went out next to the plugin's own and the
+    signature failed: 403 until Retry_Limit)."""
+    chunk = _chunk("ctype", n=3)
+    res = run_plugin([_inst(receiver, headers="Content-Type: application/json; X-Team: a")],
+                     [chunk], stack=STACK, max_retries=0)
+    assert res.results() == [[H.FLB_OK]], res.describe()
+    (req,) = receiver.requests()
+    ctypes = [v for k, v in req.header_list if k.lower() == "content-type"]
+    assert ctypes == ["application/json"], req.header_list
+    assert "content-type" in req.signed_headers
+    assert req.headers.get("x-team") == "a"
+    assert_all_signed(receiver)
+
+
 # ------------------------------------------------------------------------------------------------
 # clock skew (DESIGN §6)
 
