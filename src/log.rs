@@ -22,6 +22,23 @@ pub trait Log: Send + Sync {
 
 pub type SharedLog = Arc<dyn Log>;
 
+/// `text` as one log line: control characters escaped, at most `max` characters (`…` when cut).
+pub fn one_line(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max + 4));
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Log helper: formats only when the level is enabled.
 #[macro_export]
 macro_rules! flb_log {

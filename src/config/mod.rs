@@ -125,20 +125,7 @@ impl ConfigError {
 
 /// Control characters escaped (so the message stays on one line) and long values shortened.
 fn one_line(text: &str) -> String {
-    const MAX: usize = 256;
-    let mut out = String::with_capacity(text.len().min(MAX + 8));
-    for (i, c) in text.chars().enumerate() {
-        if i == MAX {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::log::one_line(text, 256)
 }
 
 impl Format {

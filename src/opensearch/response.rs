@@ -6,6 +6,7 @@
 //! response is built. Items are classified by `status` only, never by error type names (which
 //! differ between Elasticsearch and OpenSearch versions).
 
+use crate::log::one_line;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -248,7 +249,7 @@ impl<'de> Visitor<'de> for ItemSeed {
             other => {
                 return Err(de::Error::custom(format!(
                     "unknown item operation '{}'",
-                    cut(other, 32)
+                    one_line(other, 32)
                 )))
             }
         };
@@ -293,7 +294,9 @@ impl<'de> Visitor<'de> for ItemBodySeed {
         Ok(BulkItem {
             op: self.0,
             status,
-            index: index.filter(|_| failed).map(|k| cut(&k.0, MAX_NAME_CHARS)),
+            index: index
+                .filter(|_| failed)
+                .map(|k| one_line(&k.0, MAX_NAME_CHARS)),
             error: error.filter(|_| failed),
         })
     }
@@ -324,7 +327,7 @@ impl<'de> de::Deserialize<'de> for ErrorField {
                         "type" => {
                             kind = map
                                 .next_value::<Option<Key>>()?
-                                .map(|k| cut(&k.0, MAX_NAME_CHARS))
+                                .map(|k| one_line(&k.0, MAX_NAME_CHARS))
                                 .unwrap_or_default()
                         }
                         "reason" => {
@@ -351,24 +354,7 @@ fn clean_reason(reason: &str) -> String {
     let end = reason
         .find(". Preview of field's value")
         .unwrap_or(reason.len());
-    cut(&reason[..end], MAX_REASON_CHARS)
-}
-
-/// At most `max` characters, control characters escaped (one log line), `…` when cut.
-fn cut(text: &str, max: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max + 4));
-    for (i, c) in text.chars().enumerate() {
-        if i == max {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    one_line(&reason[..end], MAX_REASON_CHARS)
 }
 
 /// Distinct (status, type) counts kept per flush: a hostile or broken server cannot make the
