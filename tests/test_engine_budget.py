@@ -30,22 +30,15 @@ from tests.helpers import host as H
 from tests.helpers.fakes import FakeSTS
 from tests.helpers.receiver import Response
 
-REGION, SERVICE = "us-east-1", "es"
+from tests.test_faults import instance
+from tests.test_faults import receiver as fault_receiver
+
 TICK_MS = 100
 
 
-def instance(endpoint: str, **props) -> dict:
-    d = {"endpoint": endpoint, "aws_region": REGION, "aws_service": SERVICE,
-         "format": "json_lines"}
-    d.update(props)
-    return d
-
-
 def receiver(**kw) -> F.FaultReceiver:
-    kw.setdefault("credentials", [CREDENTIALS])
-    kw.setdefault("region", REGION)
-    kw.setdefault("service", SERVICE)
-    return F.FaultReceiver(**kw).start()
+    kw.setdefault("require_token", True)
+    return fault_receiver(**kw).start()
 
 
 def hang_between(t_from: float, t_to: float, answer: bool = True):
@@ -117,8 +110,7 @@ def test_sts_hang_on_engine_thread():
     sts = FakeSTS("127.0.0.1", 0, base_credentials=[CREDENTIALS], lifetime=3600)
     sts.hang = 1000.0
     sts.start()
-    rcv = receiver(extra_credentials=lambda: [i.cred for i in sts.issued()],
-                   require_token=True)
+    rcv = receiver(extra_credentials=lambda: [i.cred for i in sts.issued()])
     try:
         chunk_list = F.numbered_chunks(40, 10)
         inst = instance(rcv.endpoint("/logs"),
@@ -195,7 +187,8 @@ def test_default_retry_limit_while_a_request_hangs():
         assert res.returncode == 0, res.describe()
         (job,) = res.summary["flushes"]
         assert job["results"] == [H.FLB_RETRY, H.FLB_RETRY] and job["gave_up"], job
-        assert job["ms"][1] < 100, "the retry returned at once while the request was stalled"
+        # at once, not after the 500 ms budget (slack for a loaded machine)
+        assert job["ms"][1] < 400, "the retry returned at once while the request was stalled"
         (req,) = rcv.requests()  # nothing was sent twice
         assert len(req.records) == 10
         warns = res.logs("warn")
