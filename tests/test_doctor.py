@@ -254,7 +254,14 @@ def test_assume_role_with_moto(lab):
     for run in r["runs"].values():  # moto's issued secrets are not in any output
         for x in roles:
             assert x["access_key_id"][:-4] not in run.stdout
-    assert f"assumed role: {ROLE_A}" in r["text"].stdout
+    assert f"role: {ROLE_A}" in r["text"].stdout
+    # The session STS created (AssumedRoleUser/Arn), not the configured role ARN.
+    account, role = ROLE_A.split(":")[4], ROLE_A.split("/")[-1]
+    assumed = creds["assumed_role_arn"]
+    assert re.fullmatch(rf"arn:aws:sts::{account}:assumed-role/{role}/[^/]+", assumed), creds
+    assert any(assumed.endswith("/" + x["session_name"]) for x in roles), (assumed, roles)
+    assert f"assumed role: {assumed}" in r["text"].stdout
+    assert f"assumed role: {assumed}" in r["plain"].stdout
 
 
 BAD_PROPS = [

@@ -537,6 +537,7 @@ async fn check_output(
                         creds.access_key_id = Some(mask_key_id(c.access_key_id()));
                         creds.expires = c.expiry().map(describe_expiry);
                         creds.role_arn = config.aws.role_arn.clone();
+                        creds.assumed_role_arn = sel.source.assumed_role_arn();
                         signer = Some((sel.source.clone(), scope.scope.clone()));
                     }
                     Ok(Err(e)) => {
