@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 DOCKER_DIR = REPO / "fluent-bit-config" / "docker"
 COMPOSE_FILE = DOCKER_DIR / "docker-compose.yml"
 STANDIN_DIR = REPO / "tests" / "docker" / "standin"
+DOCTOR_BIN = REPO / "target" / "dist" / "flb-sigv4"
 
 # made-up credentials: the receiver accepts only requests signed with the ones it is given
 ENV_KEY_ID = "AKIDFLBSIGV4DOCKER01"
@@ -75,6 +76,8 @@ def images(tmp_path_factory):
         pytest.skip(f"the release .so {so} is missing: {R.BUILD_HINT}")
     if so.resolve() != R.DIST_SO.resolve():
         pytest.skip(f"the image recipe copies {R.DIST_SO}; FLB_SIGV4_RELEASE_SO={so} differs")
+    if not DOCTOR_BIN.exists():
+        pytest.skip(f"the release doctor binary {DOCTOR_BIN} is missing: {R.BUILD_HINT}")
     session = uuid.uuid4().hex[:8]
     base = D.base_image()
     tools = D.build(f"flbt-tools:{session}", DOCKER_DIR / "tools.Dockerfile", REPO,
@@ -331,6 +334,33 @@ def test_container_restart_mid_run_loses_nothing(demo, images, tmp_path):
     assert_all_accepted(receiver_requests(c), ENV_KEY_ID)
 
 
+def test_doctor_runs_inside_the_fluent_bit_image(images):
+    """The image carries the doctor (/fluent-bit/bin/flb-sigv4): run in the plugin image
+    (the stand-in or FLUENT_BIT_IMAGE, no network) against the image's own config, it reads
+    the [OUTPUT], names the provider the plugin would use and hides the secret."""
+    env = {"SIGV4_ENDPOINT": "http://receiver:8080/logs", "SIGV4_SERVICE": "execute-api",
+           "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": ENV_KEY_ID,
+           "AWS_SECRET_ACCESS_KEY": ENV_SECRET_KEY, "AWS_SESSION_TOKEN": ENV_SESSION_TOKEN,
+           "AWS_EC2_METADATA_DISABLED": "true"}
+    args = ["docker", "run", "--rm", "--network", "none",
+            "--entrypoint", "/fluent-bit/bin/flb-sigv4"]
+    for k, v in env.items():
+        args += ["-e", f"{k}={v}"]
+    base = args + [images["plugin"], "doctor", "-c", "/fluent-bit/etc/flb-sigv4.conf"]
+    text = D.run(base, timeout=120, check=False)
+    out = text.stdout.decode() + text.stderr.decode()
+    assert text.returncode == 0, out
+    assert "provider: environment" in out, out
+    assert "/fluent-bit/etc/flb-sigv4.conf" in out, out
+    assert "region:  us-east-1" in out, out
+    as_json = D.run(base + ["--json"], timeout=120, check=False)
+    report = json.loads(as_json.stdout.decode())
+    assert report["ok"] and report["outputs"][0]["credentials"]["provider"] == "environment", \
+        report
+    for secret in (ENV_SECRET_KEY, ENV_SESSION_TOKEN):
+        assert secret not in out and secret not in as_json.stdout.decode()
+
+
 def test_build_context_holds_what_the_recipes_copy_and_not_target(images, tmp_path):
     """The repo's .dockerignore: the context the recipes build from has the sources, the build
     script and the release .so, and none of target/'s build trees (gigabytes)."""
@@ -346,7 +376,7 @@ def test_build_context_holds_what_the_recipes_copy_and_not_target(images, tmp_pa
     for need in ("./Cargo.toml", "./Cargo.lock", "./src/lib.rs", "./include",
                  "./tests/build_release.sh", "./tests/requirements-release.txt",
                  "./tests/helpers/receiver.py", "./fluent-bit-config/docker",
-                 "./target/dist/libflb_sigv4.so"):
+                 "./target/dist/libflb_sigv4.so", "./target/dist/flb-sigv4"):
         assert need in listing, (need, listing)
     assert not [p for p in listing if p.startswith(("./target/debug", "./target/release",
                                                     "./target/x86_64", "./tests/.build"))]

@@ -254,7 +254,14 @@ def test_assume_role_with_moto(lab):
     for run in r["runs"].values():  # moto's issued secrets are not in any output
         for x in roles:
             assert x["access_key_id"][:-4] not in run.stdout
-    assert f"assumed role: {ROLE_A}" in r["text"].stdout
+    assert f"role: {ROLE_A}" in r["text"].stdout
+    # The session STS created (AssumedRoleUser/Arn), not the configured role ARN.
+    account, role = ROLE_A.split(":")[4], ROLE_A.split("/")[-1]
+    assumed = creds["assumed_role_arn"]
+    assert re.fullmatch(rf"arn:aws:sts::{account}:assumed-role/{role}/[^/]+", assumed), creds
+    assert any(assumed.endswith("/" + x["session_name"]) for x in roles), (assumed, roles)
+    assert f"assumed role: {assumed}" in r["text"].stdout
+    assert f"assumed role: {assumed}" in r["plain"].stdout
 
 
 BAD_PROPS = [
@@ -377,3 +384,68 @@ def test_yaml_env_includes_and_hot_reload(lab):
     assert out["configuration"].startswith("endpoint=http://127.0.0.1:9/y ")
     assert any("hot reload" in f["message"] for f in out["findings"]), out["findings"]
     assert "AWS_SECRET_ACCESS_KEY" in j["input"]["variables_set"]
+
+
+def _doctor_direct(args: list, env: dict, tmp: Path) -> Run:
+    """A doctor run on loopback only (no namespace needed), scanned for secrets."""
+    full_env = H.host_env(env, home=tmp)
+    proc = subprocess.run([str(doctor_bin()), "doctor", *args], env=full_env, cwd=str(tmp),
+                          capture_output=True, text=True, timeout=90)
+    leaks.check_run((proc.stdout + proc.stderr).encode(), full_env, None, what="doctor")
+    return Run(proc)
+
+
+def test_send_test_empty_bulk_counts_as_authenticated(tmp_path):
+    """format opensearch: the empty `_bulk` body is refused by (the fake) OpenSearch with 400
+    "request body is required" after the signature was checked: accepted, exit 0. A wrong key
+    gets 403 first: not accepted, exit 1."""
+    from tests.helpers.opensearch import FakeOpenSearch
+    with FakeOpenSearch(credentials=[CREDENTIALS], region="eu-west-1", service="es") as fake:
+        props = ["-p", f"endpoint={fake.endpoint()}", "-p", "format=opensearch",
+                 "-p", "aws_region=eu-west-1", "-p", "aws_service=es"]
+        r = _doctor_direct([*props, "--send-test", "--json"], dict(CREDS_ENV), tmp_path)
+        assert r.code == 0, r.describe()
+        st = r.json()["outputs"][0]["send_test"]
+        assert st["status"] == 400 and st["accepted"], st
+        assert "request body is required" in st["response"], st
+        assert st["meaning"].startswith("authentication passed"), st
+        reqs = fake.receiver.requests()
+        assert len(reqs) == 1 and reqs[0].auth_ok and reqs[0].raw_body == b"", \
+            [(x.auth_ok, x.auth_reason) for x in reqs]
+        assert reqs[0].headers["content-type"] == "application/x-ndjson"
+        assert fake.doc_count() == 0
+
+        text = _doctor_direct([*props, "--send-test"], dict(CREDS_ENV), tmp_path)
+        assert text.code == 0 and "authentication passed" in text.stdout, text.describe()
+
+        wrong = dict(CREDS_ENV, AWS_ACCESS_KEY_ID="AKIDNOTKNOWNTOFAKE")
+        bad = _doctor_direct([*props, "--send-test", "--json"], wrong, tmp_path)
+        assert bad.code == 1, bad.describe()
+        st = bad.json()["outputs"][0]["send_test"]
+        assert st["status"] == 403 and not st["accepted"], st
+
+
+def test_send_test_sends_what_the_plugin_sends(tmp_path):
+    """The test request is the plugin's own (Output::send_test): the user's Content-Type
+    replaces the format's and is signed, `headers` and `header_tag` are sent, the body is
+    compressed as configured, and the receiver verifies the signature."""
+    from tests.helpers.receiver import Receiver
+    with Receiver(credentials=[CREDENTIALS], region="eu-west-1", service="es") as rcv:
+        props = ["-p", f"endpoint={rcv.endpoint('/in')}", "-p", "aws_region=eu-west-1",
+                 "-p", "aws_service=es", "-p", "compress=gzip",
+                 "-p", "headers=Content-Type: application/vnd.test+json; X-Team: logs",
+                 "-p", "header_tag=X-Tag"]
+        r = _doctor_direct([*props, "--send-test", "--record", "--json"], dict(CREDS_ENV),
+                           tmp_path)
+        assert r.code == 0, r.describe()
+        st = r.json()["outputs"][0]["send_test"]
+        assert st["status"] == 200 and st["accepted"] and "gzip" in st["body"], st
+        reqs = rcv.requests()
+        assert len(reqs) == 1 and reqs[0].accepted, [(x.outcome, x.auth_reason) for x in reqs]
+        req = reqs[0]
+        assert req.headers["content-type"] == "application/vnd.test+json"
+        assert "content-type" in req.signed_headers, req.signed_headers
+        assert req.headers["x-team"] == "logs"
+        assert req.headers["x-tag"] == "flb-sigv4.doctor"
+        assert req.headers["content-encoding"] == "gzip"
+        assert [r.get("message") for r in rcv.records()] == ["flb-sigv4 doctor test record"]

@@ -18,6 +18,7 @@ import pytest
 
 from tests.helpers import netns as netns_mod
 from tests.helpers.host import plugin_so
+from tests.helpers.opensearch import FakeOpenSearch
 from tests.helpers.receiver import Receiver
 
 FLUENT_BIT = os.environ.get("FLUENT_BIT")
@@ -68,7 +69,8 @@ def run_fb(args: list, env: dict, seconds: float, prefix: list | None = None) ->
     return proc.returncode, out
 
 
-@pytest.mark.parametrize("name", ["fluent-bit.conf", "fluent-bit.yaml", "opensearch.conf", "apigateway.conf"])
+@pytest.mark.parametrize("name", ["fluent-bit.conf", "fluent-bit.yaml", "opensearch.conf",
+                                  "opensearch-serverless.conf", "apigateway.conf"])
 def test_examples_start_in_real_fluent_bit(name, tmp_path):
     why = netns_mod.unavailable_reason()
     if why:
@@ -94,6 +96,53 @@ def test_real_fluent_bit_delivers_verified_records(tmp_path):
         assert code == 0, out
     finally:
         rcv.stop()
+
+
+def test_real_fluent_bit_opensearch_each_document_once(tmp_path):
+    """dummy inputs -> sigv4_http format opensearch -> the fake OpenSearch, which fails every
+    "throttled" document with 429 on its first attempt and every "bad" one with 400: each "ok"
+    and "throttled" document is indexed exactly once, "ok" ones are never re-sent, "throttled"
+    ones are sent exactly twice (the item retry carries only them), "bad" ones are dropped after
+    one attempt, and the per-flush line names the 400."""
+    samples = 5
+    fake = FakeOpenSearch(credentials=[CREDS], region="us-east-1", service="es").start()
+    try:
+        fake.fail_items(429, match=lambda a: (a.source or {}).get("kind") == "throttled",
+                        attempts=[1])
+        fake.fail_items(400, match=lambda a: (a.source or {}).get("kind") == "bad",
+                        reason="failed to parse field [kind]")
+        inputs = "".join(
+            f"[INPUT]\n    Name dummy\n    Tag app.{kind}\n    Dummy {{\"kind\": \"{kind}\"}}\n"
+            f"    Rate 5\n    Samples {samples}\n\n" for kind in ("ok", "throttled", "bad"))
+        cfg = tmp_path / "os.conf"
+        (tmp_path / "plugins.conf").write_text(f"[PLUGINS]\n    Path {plugin_so()}\n")
+        cfg.write_text(
+            "[SERVICE]\n    Flush 1\n    Grace 5\n    Log_Level info\n"
+            "    Plugins_File plugins.conf\n\n" + inputs +
+            "[OUTPUT]\n    Name sigv4_http\n    Match app.*\n"
+            f"    endpoint {fake.endpoint('/_bulk')}\n    format opensearch\n"
+            "    index app-logs\n    aws_region us-east-1\n    aws_service es\n"
+            "    Workers 2\n    Retry_Limit 5\n")
+        code, out = run_fb(["-c", str(cfg)], fb_env(tmp_path), 6)
+        assert code == 0, out
+        assert not fake.receiver.rejections(), [r.auth_reason for r in fake.receiver.rejections()]
+        docs = fake.documents("app-logs")
+        by_kind = {k: [d for d in docs if d.get("kind") == k] for k in ("ok", "throttled", "bad")}
+        assert len(by_kind["ok"]) == samples and len(by_kind["throttled"]) == samples, (by_kind, out)
+        assert by_kind["bad"] == [], by_kind
+        assert len(docs) == 2 * samples
+        # distinct documents (their @timestamp differs): none indexed twice
+        assert len({d["@timestamp"] for d in docs if d["kind"] == "ok"}) == samples
+        assert len({d["@timestamp"] for d in docs if d["kind"] == "throttled"}) == samples
+        sent = {k: 0 for k in ("ok", "throttled", "bad")}
+        for call in fake.bulk_log:
+            for a in call.actions:
+                assert a.op == "create" and "_type" not in a.meta, a
+                sent[a.source["kind"]] += 1
+        assert sent == {"ok": samples, "throttled": 2 * samples, "bad": samples}, sent
+        assert "400" in out and "mapper_parsing_exception" in out, out
+    finally:
+        fake.stop()
 
 
 # Fluent Bit's own bug (since v2.2.0, commit a5339d0cd; still in v5.1.1 and master): for a proxy

@@ -134,6 +134,19 @@ def test_malformed_requests_are_refused_whole(fake, body, needle):
     assert fake.doc_count() == 0 and fake.bulk_log == []
 
 
+def test_empty_body_is_refused_like_opensearch(fake):
+    """OpenSearch answers a signed, empty `_bulk` with 400 parse_exception "request body is
+    required" (after authentication); an unsigned one is refused first with 403."""
+    r = post(fake, b"")
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["type"] == "parse_exception" and err["reason"] == "request body is required", err
+    assert err["root_cause"] == [{"type": "parse_exception", "reason": "request body is required"}]
+    assert r.json()["status"] == 400
+    assert post(fake, b"", sign=False).status_code == 403
+    assert fake.doc_count() == 0 and fake.bulk_log == []
+
+
 def test_per_item_document_and_index_errors(fake):
     r = post(fake, b'{"create":{"_index":"ok"}}\n[1,2]\n'
                    b'{"create":{"_index":"Upper"}}\n{"x":1}\n'

@@ -185,6 +185,8 @@ pub struct ReceiverStats {
     pub signed: AtomicU64,
     /// CPU time the receiver's threads spent handling requests.
     pub cpu_ns: AtomicU64,
+    /// Documents received on `/_bulk` paths (action + source line pairs).
+    pub bulk_docs: AtomicU64,
 }
 
 pub struct Receiver {
@@ -255,11 +257,22 @@ fn serve(mut s: TcpStream, stats: &ReceiverStats) -> std::io::Result<()> {
         let len: u64 = header(head, "content-length")
             .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
             .unwrap_or(0);
+        // `_bulk` requests are answered like OpenSearch, one item per document (the plugin
+        // reads every item); their lines are counted as the body streams by.
+        let bulk = head
+            .split(|&b| b == b'\r')
+            .next()
+            .and_then(|line| line.split(|&b| b == b' ').nth(1))
+            .is_some_and(|path| path.ends_with(b"/_bulk"));
+        let mut newlines = 0u64;
         let signed = header(head, "authorization")
             .is_some_and(|v| v.starts_with(b"AWS4-HMAC-SHA256 "))
             && header(head, "x-amz-content-sha256").is_some();
         // Body bytes already in the buffer, then the rest straight from the socket.
         let in_buf = ((have - head_end) as u64).min(len) as usize;
+        if bulk {
+            newlines += count_newlines(&buf[head_end..head_end + in_buf]);
+        }
         let leftover = have - head_end - in_buf;
         buf.copy_within(head_end + in_buf..have, 0);
         have = leftover;
@@ -270,6 +283,9 @@ fn serve(mut s: TcpStream, stats: &ReceiverStats) -> std::io::Result<()> {
             if n == 0 {
                 return Ok(());
             }
+            if bulk {
+                newlines += count_newlines(&buf[have..have + n]);
+            }
             remaining -= n as u64;
         }
         // Counted before answering, so the client sees the counts once it has the answer.
@@ -278,11 +294,62 @@ fn serve(mut s: TcpStream, stats: &ReceiverStats) -> std::io::Result<()> {
             stats.signed.fetch_add(1, Ordering::SeqCst);
         }
         stats.requests.fetch_add(1, Ordering::SeqCst);
-        s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")?;
+        if bulk {
+            let docs = newlines / 2;
+            stats.bulk_docs.fetch_add(docs, Ordering::SeqCst);
+            write_bulk_answer(&mut s, docs)?;
+        } else {
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")?;
+        }
         let now = crate::measure::thread_cpu_ns();
         stats.cpu_ns.fetch_add(now - cpu_mark, Ordering::Relaxed);
         cpu_mark = now;
     }
+}
+
+fn count_newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+/// `{"took":1,"errors":false,"items":[{"create":{…,"status":201}},…]}` for `docs` documents,
+/// written in pieces from static text (no allocation per request).
+fn write_bulk_answer(s: &mut TcpStream, docs: u64) -> std::io::Result<()> {
+    const HEAD: &[u8] = b"{\"took\":1,\"errors\":false,\"items\":[";
+    const ITEM: &[u8] = b"{\"create\":{\"_index\":\"b\",\"_id\":\"x\",\"_version\":1,\"result\":\"created\",\"status\":201}}";
+    const TAIL: &[u8] = b"]}";
+    let len =
+        HEAD.len() as u64 + docs * ITEM.len() as u64 + docs.saturating_sub(1) + TAIL.len() as u64;
+    let mut line = [0u8; 64];
+    let mut w = &mut line[..];
+    write!(w, "HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n")?;
+    let n = 64 - w.len();
+    let out = s;
+    out.write_all(&line[..n])?;
+    out.write_all(HEAD)?;
+    let mut items = [0u8; 16 * 1024];
+    let per = items.len() / (ITEM.len() + 1);
+    for (i, slot) in items.chunks_exact_mut(ITEM.len() + 1).take(per).enumerate() {
+        slot[0] = if i == 0 { b' ' } else { b',' };
+        slot[1..].copy_from_slice(ITEM);
+    }
+    let mut left = docs;
+    let mut first = true;
+    while left > 0 {
+        let k = left.min(per as u64) as usize;
+        let mut piece = &items[..k * (ITEM.len() + 1)];
+        if first {
+            // The first item has no comma before it (the slot's leading byte is skipped).
+            piece = &piece[1..];
+            first = false;
+        } else {
+            // Every later piece starts with a comma; its first slot byte is a space: fix it up.
+            out.write_all(b",")?;
+            piece = &piece[1..];
+        }
+        out.write_all(piece)?;
+        left -= k as u64;
+    }
+    out.write_all(TAIL)
 }
 
 /// The send floor: one keep-alive connection that POSTs a body with a SigV4-sized header block

@@ -856,6 +856,103 @@ fn targets(results: &[VariantResult], idle_cpu: f64, idle: Duration) -> Vec<Targ
     t
 }
 
+/// `format opensearch` (issue 16) next to `json_lines`: the same Kubernetes-style chunk flushed
+/// end to end with `compress none`, no `generate_id`; the receiver answers `_bulk` with one item
+/// per document, which the plugin reads.
+struct OpenSearchResult {
+    records: usize,
+    json_lines: Stat,
+    opensearch: Stat,
+}
+
+impl OpenSearchResult {
+    fn rate(&self, s: &Stat) -> f64 {
+        self.records as f64 / s.best
+    }
+    fn share(&self) -> f64 {
+        self.rate(&self.opensearch) / self.rate(&self.json_lines)
+    }
+    fn target(&self) -> Target {
+        let share = self.share();
+        Target {
+            name: "e2e opensearch >= 80% of json_lines records/s (none, wall)",
+            variant: "k8s",
+            value: share,
+            shown: format!("{:.0}%", share * 100.0),
+            pass: Some(share >= 0.8),
+        }
+    }
+    fn line(&self) -> String {
+        format!(
+            "format opensearch (k8s, compress none): {:.0} records/s = {:.0}% of json_lines' {:.0} records/s (issue 16 target: >= 80%)",
+            self.rate(&self.opensearch),
+            self.share() * 100.0,
+            self.rate(&self.json_lines)
+        )
+    }
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "variant": "k8s", "compress": "none", "records": self.records,
+            "json_lines_records_per_s": self.rate(&self.json_lines),
+            "opensearch_records_per_s": self.rate(&self.opensearch),
+            "share": self.share(),
+            "json_lines": stat_json(&self.json_lines),
+            "opensearch": stat_json(&self.opensearch),
+        })
+    }
+}
+
+fn opensearch_vs_json_lines(
+    mode: &Mode,
+    plugin: &mut host::Host,
+    receiver: &host::Receiver,
+    instances: &mut Vec<host::Instance>,
+) -> OpenSearchResult {
+    progress("opensearch next to json_lines");
+    let (chunk, records) = data::chunk(Variant::Kubernetes, mode.chunk_bytes, 0x5eed_f1b5_1974);
+    let mut init = |path: &str, format: &str| {
+        plugin.init(&[
+            (
+                "endpoint",
+                format!("http://{}{path}", receiver.addr).as_str(),
+            ),
+            ("format", format),
+            ("compress", "none"),
+            ("aws_region", "us-east-1"),
+            ("aws_service", "es"),
+            ("aws_imds", "off"),
+        ])
+    };
+    let lines = init("/bulk", "json_lines");
+    let bulk = init("/_bulk", "opensearch");
+    let plugin: &host::Host = plugin;
+    let docs0 = receiver.stats.bulk_docs.load(Ordering::SeqCst);
+    assert_eq!(plugin.flush(&bulk, &chunk, TAG), FLB_OK, "opensearch flush");
+    assert_eq!(
+        receiver.stats.bulk_docs.load(Ordering::SeqCst) - docs0,
+        records as u64,
+        "every record is one _bulk document"
+    );
+    let (chunk, lines_ref, bulk_ref) = (&chunk, &lines, &bulk);
+    let external = || receiver.stats.cpu_ns.load(Ordering::SeqCst);
+    let mut suite = Suite::new(&external);
+    let id_lines = suite.add_process(move || {
+        assert_eq!(plugin.flush(lines_ref, chunk, TAG), FLB_OK);
+    });
+    let id_bulk = suite.add_process(move || {
+        assert_eq!(plugin.flush(bulk_ref, chunk, TAG), FLB_OK);
+    });
+    suite.run(mode.budget);
+    let result = OpenSearchResult {
+        records,
+        json_lines: suite.stat(id_lines),
+        opensearch: suite.stat(id_bulk),
+    };
+    drop(suite);
+    instances.extend([lines, bulk]);
+    result
+}
+
 fn main() {
     let started = *START.get_or_init(Instant::now);
     // Flushes run here as on a Fluent Bit output worker thread (`Workers 2`, as every example
@@ -895,6 +992,7 @@ fn main() {
         .into_iter()
         .map(|v| run_variant(&mode, v, &mut plugin, &receiver, &mut instances))
         .collect();
+    let opensearch = opensearch_vs_json_lines(&mode, &mut plugin, &receiver, &mut instances);
     let alt_chunk = data::chunk(Variant::Kubernetes, mode.chunk_bytes, 0x5eed_f1b5_1974).0;
     let alt_json = encode_chunk(&alt_chunk, &BodyOptions::default())
         .expect("encodes")
@@ -917,7 +1015,8 @@ fn main() {
 
     let problems = host::PLUGIN_PROBLEMS.load(Ordering::SeqCst);
     assert_eq!(problems, 0, "the plugin logged warnings or errors (above)");
-    let targets = targets(&results, idle_cpu, mode.idle);
+    let mut targets = targets(&results, idle_cpu, mode.idle);
+    targets.push(opensearch.target());
     let report = render(
         &mode,
         (cpus, load_before, load_average()),
@@ -945,6 +1044,7 @@ fn main() {
         return;
     }
     print!("{report}");
+    println!("{}", opensearch.line());
 
     let cost_json = |c: Cost| json!({"wall_s": c.wall, "cpu_s": c.cpu});
     let json = json!({
@@ -993,6 +1093,7 @@ fn main() {
             "multi_threaded": a.threads,
             "compression_ratio": a.ratio,
         })).collect::<Vec<_>>(),
+        "opensearch": opensearch.json(),
         "idle_cpu_s": idle_cpu,
         "idle_s": mode.idle.as_secs_f64(),
         "threads_while_idle": threads,

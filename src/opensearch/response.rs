@@ -131,6 +131,9 @@ pub fn parse_bulk_response(
     body: &[u8],
     expected: Option<usize>,
 ) -> Result<BulkResponse, ResponseError> {
+    // serde_json skips ignored strings without checking their UTF-8: check the whole body
+    // first, so that what is accepted is JSON (found by the bulk_response fuzz target).
+    std::str::from_utf8(body).map_err(|e| ResponseError::Invalid(e.to_string()))?;
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = de
         .deserialize_map(ResponseVisitor)

@@ -10,6 +10,7 @@
 pub mod budget;
 pub mod memory;
 pub mod outcome;
+mod probe;
 mod send;
 
 use crate::aws::clock::SkewClock;
@@ -26,6 +27,7 @@ use crate::log::{Level, SharedLog};
 use budget::{Background, Caller, Held, Waiter};
 use memory::{chunk_key, ChunkRecord, RecordMemory};
 pub use outcome::{FlushResult, Tally};
+pub use probe::{SendTestError, TestExchange};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,12 +44,13 @@ pub enum InitError {
     Credentials(#[from] CredentialsError),
 }
 
-struct Auth {
-    scope: SigningScope,
-    credentials: Arc<dyn CredentialSource>,
+/// How requests are signed.
+pub struct Auth {
+    pub scope: SigningScope,
+    pub credentials: Arc<dyn CredentialSource>,
     /// The instance's skew-corrected clock, shared with STS (corrected from a clock-skew
     /// error's `Date` header, whoever saw it).
-    clock: SkewClock,
+    pub clock: SkewClock,
 }
 
 pub struct Output {
@@ -82,30 +85,6 @@ impl Output {
             },
             resolver.clone(),
         )?;
-        let host_header = signing::host_header(&config.endpoint).unwrap_or_default();
-        // A user `Content-Type` (in `headers`) replaces the format's and is what gets signed.
-        let content_type = config
-            .headers
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
-            .map(|(_, value)| value.clone())
-            .unwrap_or_else(|| config.body.format.content_type().to_string());
-        let mut secrets = Vec::new();
-        for url in [config.proxy.as_ref()].into_iter().flatten() {
-            if let Some(p) = url.password() {
-                secrets.push(p.to_string());
-            }
-        }
-        for var in PROXY_URL_VARS {
-            if let Some(p) = env
-                .get(var)
-                .and_then(|v| reqwest::Url::parse(&v).ok())
-                .and_then(|u| u.password().map(str::to_string))
-            {
-                secrets.push(p);
-            }
-        }
-
         flb_log!(
             log,
             Level::Info,
@@ -125,6 +104,7 @@ impl Output {
             flb_log!(log, Level::Warn, "{skipped}");
         }
 
+        let secrets_env = env.clone();
         let auth = if config.aws.auth {
             let http = AwsHttp::new(&env, &resolver)?;
             let scope = resolve_scope(&config, &env, &http).await?;
@@ -157,7 +137,49 @@ impl Output {
             None
         };
 
-        Ok(Arc::new(Output {
+        Ok(Arc::new(Output::assemble(
+            config,
+            log,
+            &secrets_env,
+            client,
+            auth,
+        )))
+    }
+
+    /// The instance from parts already built (`start`'s last step; the doctor builds the parts
+    /// itself to report on each, then sends through [`Output::send_test`]). `env` only names
+    /// the proxy passwords to keep out of log lines.
+    pub fn assemble(
+        config: Config,
+        log: SharedLog,
+        env: &Env,
+        client: reqwest::Client,
+        auth: Option<Auth>,
+    ) -> Output {
+        let host_header = signing::host_header(&config.endpoint).unwrap_or_default();
+        // A user `Content-Type` (in `headers`) replaces the format's and is what gets signed.
+        let content_type = config
+            .headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("content-type"))
+            .map(|(_, value)| value.clone())
+            .unwrap_or_else(|| config.body.format.content_type().to_string());
+        let mut secrets = Vec::new();
+        for url in [config.proxy.as_ref()].into_iter().flatten() {
+            if let Some(p) = url.password() {
+                secrets.push(p.to_string());
+            }
+        }
+        for var in PROXY_URL_VARS {
+            if let Some(p) = env
+                .get(var)
+                .and_then(|v| reqwest::Url::parse(&v).ok())
+                .and_then(|u| u.password().map(str::to_string))
+            {
+                secrets.push(p);
+            }
+        }
+        Output {
             config,
             log,
             client,
@@ -168,7 +190,7 @@ impl Output {
             warned_engine: AtomicBool::new(false),
             content_type,
             secrets,
-        }))
+        }
     }
 
     pub fn log(&self) -> SharedLog {

@@ -43,7 +43,7 @@ pub(super) enum Sent {
     Retry,
 }
 
-enum SendError {
+pub(super) enum SendError {
     Credentials(CredentialsError),
     CredentialsTimeout,
     Transport(String),
@@ -66,7 +66,7 @@ impl Output {
     }
 
     /// The payload (compressed when configured) of records `range` and its SHA-256.
-    fn payload(
+    pub(super) fn payload(
         &self,
         part: &Part<'_>,
         range: &Range<usize>,
@@ -360,7 +360,10 @@ impl Output {
         }
     }
 
-    async fn send_once(
+    /// The request exactly as the plugin sends it: the instance's `Content-Type` (the user's
+    /// replaces the format's), `Content-Encoding`, `headers`, `header_tag`, signed with the
+    /// instance's credentials and skew-corrected clock, through its client.
+    pub(super) async fn send_once(
         &self,
         payload: &Payload,
         digest_hex: &str,

@@ -229,8 +229,9 @@ class FakeOpenSearch:
 
     def _parse(self, body: bytes, default_index: Optional[str]):
         if not body:
-            return _bad_request("request body is required",
-                                "action_request_validation_exception")
+            # OpenSearch's RestBulkAction refuses an empty body before parsing any line (after
+            # the security layer checked the signature): 400 parse_exception.
+            return _bad_request("request body is required", "parse_exception")
         if not body.endswith(b"\n"):
             return _bad_request("The bulk request must be terminated by a newline [\\n]")
         lines = body[:-1].split(b"\n")

@@ -9,9 +9,10 @@ use super::cache::{CachedSource, Fetch};
 use super::sources::web_identity::default_session_name;
 use super::sts::{AssumeRoleParams, Sts};
 use super::{ChainContext, CredentialSource, CredentialsError, CredsFuture, Selection};
-use crate::log::SharedLog;
+use crate::flb_log;
+use crate::log::{Level, SharedLog};
 use aws_credential_types::Credentials;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 struct AssumeRole {
     base: Arc<dyn CredentialSource>,
@@ -20,6 +21,9 @@ struct AssumeRole {
     provider: String,
     /// Where the role comes from, for messages (` (profile 'x')`), or empty.
     origin: String,
+    /// The `AssumedRoleUser` ARN of the last successful call (the session STS created).
+    assumed: Mutex<Option<String>>,
+    log: SharedLog,
 }
 
 impl AssumeRole {
@@ -38,7 +42,23 @@ impl AssumeRole {
                     ),
                 })?;
             match self.sts.assume_role(&base, &self.params).await {
-                Ok(c) => return Ok(c),
+                Ok(issued) => {
+                    if let Some(arn) = issued.assumed_role_arn {
+                        let mut last = self.assumed.lock().unwrap_or_else(|p| p.into_inner());
+                        // Once per session, not on every refresh of the same session.
+                        if last.as_deref() != Some(arn.as_str()) {
+                            flb_log!(
+                                self.log,
+                                Level::Debug,
+                                "assumed role {}{}: STS session {arn}",
+                                self.params.role_arn,
+                                self.origin
+                            );
+                        }
+                        *last = Some(arn);
+                    }
+                    return Ok(issued.credentials);
+                }
                 Err(e) if e.is_bad_caller_credentials() && !retried => {
                     retried = true;
                     self.base.invalidate();
@@ -64,6 +84,12 @@ impl Fetch for AssumeRole {
     fn shutdown(&self) {
         self.base.shutdown();
     }
+    fn assumed_role_arn(&self) -> Option<String> {
+        self.assumed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 /// `base` wrapped by `sts:AssumeRole` into `params.role_arn`, cached as `provider`.
@@ -81,6 +107,8 @@ pub(crate) fn wrap(
         params,
         provider: provider.clone(),
         origin,
+        assumed: Mutex::new(None),
+        log: log.clone(),
     };
     Arc::new(CachedSource::new(provider, Box::new(fetcher), log))
 }

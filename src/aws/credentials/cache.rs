@@ -31,6 +31,10 @@ pub(crate) trait Fetch: Send + Sync + 'static {
     fn fetch(&self) -> CredsFuture<'_>;
     /// Stops whatever the fetcher owns (a base source's refresh task).
     fn shutdown(&self) {}
+    /// See [`CredentialSource::assumed_role_arn`].
+    fn assumed_role_arn(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Refresh timings (tests shorten them).
@@ -432,6 +436,9 @@ impl CredentialSource for CachedSource {
     fn shutdown(&self) {
         self.abort_task();
         self.inner.fetcher.shutdown();
+    }
+    fn assumed_role_arn(&self) -> Option<String> {
+        self.inner.fetcher.assumed_role_arn()
     }
 }
 

@@ -105,6 +105,12 @@ pub trait CredentialSource: Send + Sync {
     fn name(&self) -> String;
     /// Stops background refresh tasks (instance exit).
     fn shutdown(&self) {}
+    /// For a role assumed with `sts:AssumeRole`, the `AssumedRoleUser` ARN STS returned on the
+    /// last successful call (`arn:aws:sts::…:assumed-role/<role>/<session>`); `None` otherwise
+    /// or before the first call.
+    fn assumed_role_arn(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The provider the chain committed to, and why (for the start-up info line).

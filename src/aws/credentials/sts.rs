@@ -121,6 +121,14 @@ impl StsError {
     }
 }
 
+/// What STS issued: the credentials and, when STS named it, the `AssumedRoleUser` ARN
+/// (`arn:aws:sts::…:assumed-role/<role>/<session>`, what the doctor shows for a role).
+#[derive(Debug, Clone)]
+pub(crate) struct Issued {
+    pub credentials: Credentials,
+    pub assumed_role_arn: Option<String>,
+}
+
 /// What `AssumeRole` needs besides the base credentials.
 #[derive(Debug, Clone)]
 pub(crate) struct AssumeRoleParams {
@@ -194,7 +202,7 @@ impl Sts {
         &self,
         base: &Credentials,
         p: &AssumeRoleParams,
-    ) -> Result<Credentials, StsError> {
+    ) -> Result<Issued, StsError> {
         self.call(Call::AssumeRole(base, p)).await
     }
 
@@ -211,10 +219,11 @@ impl Sts {
             token,
         })
         .await
+        .map(|issued| issued.credentials)
     }
 
     /// One call, made once more after correcting the clock when STS reports skew.
-    async fn call(&self, call: Call<'_>) -> Result<Credentials, StsError> {
+    async fn call(&self, call: Call<'_>) -> Result<Issued, StsError> {
         match self.call_once(&call).await {
             Err(e) if e.skew => {
                 let Some(offset) = e
@@ -257,7 +266,7 @@ impl Sts {
         aws_sdk_sts::Client::from_conf(config.build())
     }
 
-    async fn call_once(&self, call: &Call<'_>) -> Result<Credentials, StsError> {
+    async fn call_once(&self, call: &Call<'_>) -> Result<Issued, StsError> {
         let action = call.action();
         let secrets = call.secrets();
         let result = match call {
@@ -270,7 +279,7 @@ impl Sts {
                 .set_duration_seconds(p.duration_seconds.map(|d| d as i32))
                 .send()
                 .await
-                .map(|out| out.credentials)
+                .map(|out| (out.credentials, out.assumed_role_user))
                 .map_err(|e| self.error(action, e, &secrets)),
             Call::WebIdentity {
                 role_arn,
@@ -284,10 +293,11 @@ impl Sts {
                 .web_identity_token(*token)
                 .send()
                 .await
-                .map(|out| out.credentials)
+                .map(|out| (out.credentials, out.assumed_role_user))
                 .map_err(|e| self.error(action, e, &secrets)),
         };
-        let creds = result?.ok_or_else(|| {
+        let (creds, user) = result?;
+        let creds = creds.ok_or_else(|| {
             self.plain(
                 action,
                 &format!("the response is not complete {action}Response XML: no Credentials"),
@@ -310,13 +320,17 @@ impl Sts {
         }
         let expiry = SystemTime::try_from(creds.expiration)
             .map_err(|_| self.plain(action, "Credentials/Expiration is out of range"))?;
-        Ok(Credentials::new(
-            creds.access_key_id,
-            creds.secret_access_key,
-            Some(creds.session_token),
-            Some(expiry),
-            "sts",
-        ))
+        Ok(Issued {
+            credentials: Credentials::new(
+                creds.access_key_id,
+                creds.secret_access_key,
+                Some(creds.session_token),
+                Some(expiry),
+                "sts",
+            ),
+            // The SDK's lenient parser may leave it empty: an empty ARN is no ARN.
+            assumed_role_arn: user.map(|u| u.arn).filter(|a| !a.is_empty()),
+        })
     }
 
     fn plain(&self, action: &str, message: &str) -> StsError {
@@ -462,10 +476,15 @@ mod tests {
         })
         .await;
         let log = Arc::new(MemoryLog::default());
-        let c = sts(&server.url(), SkewClock::new(), log)
+        let issued = sts(&server.url(), SkewClock::new(), log)
             .assume_role(&base(), &params())
             .await
             .expect("credentials");
+        assert_eq!(
+            issued.assumed_role_arn.as_deref(),
+            Some("arn:aws:sts::123456789012:assumed-role/r/sess")
+        );
+        let c = issued.credentials;
         assert_eq!(c.access_key_id(), "ASIANEW");
         assert_eq!(c.session_token(), Some("T0KENNEW"));
         assert!(c.expiry().is_some());
@@ -593,7 +612,8 @@ mod tests {
         let c = s
             .assume_role(&base(), &params())
             .await
-            .expect("after the correction");
+            .expect("after the correction")
+            .credentials;
         assert_eq!(c.access_key_id(), "ASIASKEW");
         assert_eq!(server.count(), 2, "one refused call, one retry");
         let offset = clock.offset_ms();

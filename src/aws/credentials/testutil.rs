@@ -211,7 +211,9 @@ pub(crate) fn sts_xml(
     format!(
         "<{action}Response xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><{action}Result><Credentials>\
          <AccessKeyId>{akid}</AccessKeyId><SecretAccessKey>{secret}</SecretAccessKey><SessionToken>{token}</SessionToken>\
-         <Expiration>{exp}</Expiration></Credentials></{action}Result></{action}Response>"
+         <Expiration>{exp}</Expiration></Credentials>\
+         <AssumedRoleUser><AssumedRoleId>AROA123:sess</AssumedRoleId><Arn>arn:aws:sts::123456789012:assumed-role/r/sess</Arn></AssumedRoleUser>\
+         </{action}Result></{action}Response>"
     )
 }
 

@@ -16,6 +16,7 @@ use flb_sigv4::env::Env;
 use flb_sigv4::http::client::{build_client, ClientOptions};
 use flb_sigv4::http::proxy::{redact_raw, redact_url, ProxyResolver};
 use flb_sigv4::log::{Level as LogLevel, Log, SharedLog};
+use flb_sigv4::output::{Auth, Output};
 use reqwest::Url;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -537,7 +538,12 @@ async fn check_output(
                         creds.access_key_id = Some(mask_key_id(c.access_key_id()));
                         creds.expires = c.expiry().map(describe_expiry);
                         creds.role_arn = config.aws.role_arn.clone();
-                        signer = Some((sel.source.clone(), scope.scope.clone()));
+                        creds.assumed_role_arn = sel.source.assumed_role_arn();
+                        signer = Some(Auth {
+                            scope: scope.scope.clone(),
+                            credentials: sel.source.clone(),
+                            clock: ctx.clock.clone(),
+                        });
                     }
                     Ok(Err(e)) => {
                         creds.fetched = Some(false);
@@ -551,10 +557,10 @@ async fn check_output(
                     }
                 }
                 out.credentials = Some(creds);
-                if opts.send_test && out.credentials.as_ref().and_then(|c| c.fetched) == Some(true)
-                {
-                    out.send_test =
-                        Some(send_test::run(&config, &client, signer.as_ref(), opts.record).await);
+                if let (true, Some(auth)) = (opts.send_test, signer.take()) {
+                    let output =
+                        Output::assemble(config.clone(), log.clone(), env, client, Some(auth));
+                    out.send_test = Some(send_test::run(&output, &config, opts.record).await);
                 }
                 sel.source.shutdown();
             }
@@ -562,7 +568,8 @@ async fn check_output(
     } else {
         out.would_start = !refused;
         if opts.send_test {
-            out.send_test = Some(send_test::run(&config, &client, None, opts.record).await);
+            let output = Output::assemble(config.clone(), log.clone(), env, client, None);
+            out.send_test = Some(send_test::run(&output, &config, opts.record).await);
         }
     }
     out.plugin_log = collect.0.lock().map(|l| l.clone()).unwrap_or_default();

@@ -111,6 +111,9 @@ pub struct Credentials {
     pub expires: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
+    /// The `AssumedRoleUser` ARN STS returned (`arn:aws:sts::…:assumed-role/…/<session>`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assumed_role_arn: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub hints: Vec<String>,
@@ -329,6 +332,9 @@ impl OutputReport {
                             .unwrap_or_else(|| ", no expiry".to_string())
                     );
                     if let Some(arn) = &c.role_arn {
+                        let _ = writeln!(out, "    role: {arn}");
+                    }
+                    if let Some(arn) = &c.assumed_role_arn {
                         let _ = writeln!(out, "    assumed role: {arn}");
                     }
                 }

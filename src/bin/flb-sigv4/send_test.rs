@@ -1,17 +1,13 @@
-//! `--send-test`: one request to the endpoint, built as the plugin builds its requests (body from
-//! the plugin's encoder, compression, SigV4 through `aws::signing`, the plugin's HTTP client) and
-//! its answer classified by the plugin's own table (`http::delivery::classify`).
+//! `--send-test`: one request to the endpoint, built and sent by the plugin itself
+//! ([`Output::send_test`]: its encoder, compression, headers, signing and client), and its answer
+//! classified by the plugin's own table (`http::delivery::classify`).
 
 use crate::report::SendTest;
-use flb_sigv4::aws::credentials::CredentialSource;
-use flb_sigv4::aws::signing::{self, SigningScope};
-use flb_sigv4::chunk_bodies::{self, ChunkBodies};
 use flb_sigv4::config::Config;
 use flb_sigv4::event::Format;
-use flb_sigv4::http::body::Payload;
 use flb_sigv4::http::delivery::{body_excerpt, classify, Verdict};
 use flb_sigv4::http::proxy::redact_url;
-use std::sync::Arc;
+use flb_sigv4::output::{Output, SendTestError};
 use std::time::SystemTime;
 
 /// One event in Fluent Bit's v2 form: `[[EventTime, {}], {"message": …, "source": …}]`.
@@ -59,12 +55,10 @@ fn meaning(v: &Verdict) -> &'static str {
     }
 }
 
-pub async fn run(
-    config: &Config,
-    client: &reqwest::Client,
-    signer: Option<&(Arc<dyn CredentialSource>, SigningScope)>,
-    record: bool,
-) -> SendTest {
+/// The tag the test request carries (`header_tag`, `include_tag_key`).
+const TEST_TAG: &str = "flb-sigv4.doctor";
+
+pub async fn run(output: &Output, config: &Config, record: bool) -> SendTest {
     let url = redact_url(&config.endpoint);
     let mut result = SendTest {
         url,
@@ -77,26 +71,15 @@ pub async fn run(
         error: None,
     };
     let chunk = if record { test_chunk() } else { Vec::new() };
-    let bodies = match ChunkBodies::encode(
-        &chunk,
-        &config.body,
-        config.max_request_bytes,
-        config.compress,
-    )
-    .await
-    {
-        Ok(b) => b,
-        Err(e) => {
-            result.error = Some(format!("encoding the test body: {e}"));
+    let exchange = match output.send_test(&chunk, TEST_TAG).await {
+        Ok(x) => x,
+        Err(e @ SendTestError::Prepare(_)) => {
+            result.error = Some(e.to_string());
             return result;
         }
-    };
-    let raw = bodies.body(0..bodies.len()).contiguous();
-    let payload = match config.compress.compress(&raw) {
-        Ok(c) if !config.compress.is_none() => Payload::from(c),
-        Ok(_) => Payload::from(raw.clone()),
-        Err(e) => {
-            result.error = Some(format!("compressing the test body: {e}"));
+        Err(e @ SendTestError::Transport(_)) => {
+            result.meaning = "no answer: kept for retry (FLB_RETRY)".into();
+            result.error = Some(e.to_string());
             return result;
         }
     };
@@ -107,76 +90,15 @@ pub async fn run(
         } else {
             "empty batch"
         },
-        payload.len(),
+        exchange.payload_bytes,
         config
             .compress
             .content_encoding()
             .map(|e| format!(" {e}"))
             .unwrap_or_default()
     );
-    let digest = hex::encode(chunk_bodies::sha256(&payload));
-    let user_type = config
-        .headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
-        .map(|(_, v)| v.as_str());
-    let content_type = user_type.unwrap_or(config.body.format.content_type());
-    let encoding = config.compress.content_encoding();
-    let mut req = client
-        .post(config.endpoint.clone())
-        .header("content-type", content_type);
-    if let Some(enc) = encoding {
-        req = req.header("content-encoding", enc);
-    }
-    for (name, value) in &config.headers {
-        if !name.eq_ignore_ascii_case("content-type") {
-            req = req.header(name.as_str(), value.as_str());
-        }
-    }
-    if let Some((source, scope)) = signer {
-        let creds = match source.get().await {
-            Ok(c) => c,
-            Err(e) => {
-                result.error = Some(e.to_string());
-                return result;
-            }
-        };
-        let host = signing::host_header(&config.endpoint).unwrap_or_default();
-        let mut to_sign: Vec<(&str, &str)> = vec![("host", &host), ("content-type", content_type)];
-        if let Some(enc) = encoding {
-            to_sign.push(("content-encoding", enc));
-        }
-        let signed = match signing::sign_request(
-            "POST",
-            config.endpoint.as_str(),
-            &to_sign,
-            &digest,
-            &creds,
-            scope,
-            SystemTime::now(),
-        ) {
-            Ok(s) => s,
-            Err(e) => {
-                result.error = Some(e.to_string());
-                return result;
-            }
-        };
-        req = req.header("host", &host);
-        for (name, value) in signed {
-            req = req.header(name, value);
-        }
-    }
-    let resp = match req.body(payload.to_body()).send().await {
-        Ok(r) => r,
-        Err(e) => {
-            result.meaning = "no answer: kept for retry (FLB_RETRY)".into();
-            result.error = Some(error_chain(&e));
-            return result;
-        }
-    };
-    let head = flb_sigv4::http::delivery::ResponseHead::of(&resp);
+    let (head, body) = (exchange.head, exchange.body);
     let status = head.status;
-    let body = resp.bytes().await.unwrap_or_default();
     let verdict = classify(&head, &body);
     let excerpt = body_excerpt(&body);
     result.status = Some(status);
@@ -195,18 +117,4 @@ pub async fn run(
             .push_str("; an empty msgpack body carries no records");
     }
     result
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let line = s.to_string();
-        if !text.contains(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = s.source();
-    }
-    text
 }
