@@ -324,8 +324,12 @@ def test_host_and_doctor_agree(lab):
     assert host_proxy, res.logs("info")
     assert conn(out, "endpoint")["rule"] == host_proxy[0][len("proxy for the endpoint: "):]
     chain = [l[len("credentials chain: "):] for l in info if l.startswith("credentials chain: ")]
+    # the plugin logs every step but the chosen one, which its provider line above states
     assert chain == [f"{c['source']} {c['outcome']}: {c['reason']}"
-                     for c in out["credentials"]["checks"]], (chain, out["credentials"])
+                     for c in out["credentials"]["checks"] if c["outcome"] != "chosen"], \
+        (chain, out["credentials"])
+    assert [c for c in out["credentials"]["checks"] if c["outcome"] == "chosen"][-1][
+        "source"] == m.group(3)
     summary = [l for l in info if l.startswith("configuration: ")]
     assert summary and summary[0] == "configuration: " + out["configuration"]
 

@@ -50,7 +50,8 @@ impl ChainCheck {
 /// at info.
 pub async fn select(ctx: &ChainContext) -> Result<Selection, CredentialsError> {
     let (result, trace) = select_traced(ctx);
-    for c in &trace {
+    // The chosen provider has its own start-up line (with region and service): not repeated.
+    for c in trace.iter().filter(|c| c.outcome != "chosen") {
         crate::flb_log!(
             ctx.log,
             crate::log::Level::Info,
