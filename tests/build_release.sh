@@ -30,5 +30,6 @@ objcopy --strip-debug "$built" target/dist/libflb_sigv4.so.tmp
 mv target/dist/libflb_sigv4.so.tmp target/dist/libflb_sigv4.so
 objcopy --strip-debug "target/$TARGET/release/flb-sigv4" target/dist/flb-sigv4.tmp
 mv target/dist/flb-sigv4.tmp target/dist/flb-sigv4
-echo "$PWD/target/dist/libflb_sigv4.so"
+# The .so last: tests/run.sh takes the last line as the library the suite drives.
 echo "$PWD/target/dist/flb-sigv4"
+echo "$PWD/target/dist/libflb_sigv4.so"

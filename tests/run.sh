@@ -20,7 +20,7 @@ cargo build
 # (tests/build_release.sh, cargo-zigbuild; incremental when target/ is cached). The glibc floor
 # test loads it in a Debian bullseye root; the container tests (tests/test_containers.py) put it
 # in images and need a Docker engine (tests/setup_docker.sh).
-release_so=$(tests/build_release.sh | tail -n 1)
+release_so=$(tests/build_release.sh | grep "/libflb_sigv4.so$")
 FLB_SIGV4_SO=$release_so python3 -m pytest -ra tests/ "$@"
 if cargo fuzz --version >/dev/null 2>&1; then
     fuzz/run.sh "${FUZZ_SECONDS:-60}"
