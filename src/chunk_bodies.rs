@@ -444,7 +444,7 @@ mod tests {
     async fn compressed_alongside_decompresses_to_the_bodies() {
         let c = chunk(1500);
         let opts = BodyOptions::default();
-        for compression in [Compression::Gzip, Compression::Zstd] {
+        for compression in [Compression::gzip(), Compression::zstd()] {
             let plain = sequential(&c, &opts, 700_000);
             let piped = ChunkBodies::encode(&c, &opts, 700_000, compression)
                 .await
@@ -550,7 +550,7 @@ mod tests {
     async fn a_bad_chunk_is_an_error_either_way() {
         let mut c = chunk(1500);
         c.push(0xc1); // never valid msgpack
-        for compression in [Compression::None, Compression::Gzip] {
+        for compression in [Compression::None, Compression::gzip()] {
             let opts = BodyOptions::default();
             let r = ChunkBodies::encode(&c, &opts, usize::MAX, compression).await;
             assert!(r.is_err(), "{compression:?}");

@@ -114,12 +114,12 @@ const CODECS: [Codec; 3] = [
     },
     Codec {
         name: "gzip",
-        compression: Compression::Gzip,
+        compression: Compression::gzip(),
         floor_name: "gzip-6, reused state",
     },
     Codec {
         name: "zstd",
-        compression: Compression::Zstd,
+        compression: Compression::zstd(),
         floor_name: "zstd-3, reused context",
     },
 ];
@@ -474,12 +474,12 @@ fn run_variant(
         let compress = suite.add(move || c.compress(json).expect("compresses"));
         let floor = match c {
             Compression::None => id_memcpy,
-            Compression::Gzip => {
-                let mut f = GzipFloor::new(6, json.len());
+            Compression::Gzip(level) => {
+                let mut f = GzipFloor::new(level, json.len());
                 suite.add(move || f.run(json))
             }
-            Compression::Zstd => {
-                let mut f = ZstdFloor::new(3, json.len());
+            Compression::Zstd(level) => {
+                let mut f = ZstdFloor::new(level, json.len());
                 suite.add(move || f.run(json))
             }
         };
