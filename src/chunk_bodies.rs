@@ -87,7 +87,27 @@ impl ChunkBodies {
 
     /// [`encode`](Self::encode) for a chunk whose tag the body may carry (`format opensearch`
     /// with `include_tag_key`).
+    ///
+    /// On the plugin's runtime this runs off the async worker (`runtime::off_worker`): encoding
+    /// is the largest CPU cost of a flush, and concurrent flushes must not queue behind one
+    /// thread for it.
     pub async fn encode_tagged(
+        chunk: &[u8],
+        tag: &str,
+        body: &event::BodyOptions,
+        max_request_bytes: usize,
+        compression: Compression,
+    ) -> Result<ChunkBodies, DecodeError> {
+        let encode = Self::encode_here(chunk, tag, body, max_request_bytes, compression);
+        if crate::runtime::on_multi_thread_runtime() {
+            // The wait for the second stage inside is short and driven from this thread.
+            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(encode))
+        } else {
+            encode.await
+        }
+    }
+
+    async fn encode_here(
         chunk: &[u8],
         tag: &str,
         body: &event::BodyOptions,

@@ -48,7 +48,7 @@ fn properties_are_unique_and_not_core_keys() {
         assert!(!is_core_key(p.name), "{} is withheld by Fluent Bit", p.name);
         assert!(!p.description.is_empty() && !p.description.contains('\n'));
     }
-    assert_eq!(PROPERTIES.len(), 44);
+    assert_eq!(PROPERTIES.len(), 45);
     for key in [
         "match",
         "Match_Regex",
