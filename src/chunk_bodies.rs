@@ -87,7 +87,27 @@ impl ChunkBodies {
 
     /// [`encode`](Self::encode) for a chunk whose tag the body may carry (`format opensearch`
     /// with `include_tag_key`).
+    ///
+    /// On the plugin's runtime this runs off the async worker (`runtime::off_worker`): encoding
+    /// is the largest CPU cost of a flush, and concurrent flushes must not queue behind one
+    /// thread for it.
     pub async fn encode_tagged(
+        chunk: &[u8],
+        tag: &str,
+        body: &event::BodyOptions,
+        max_request_bytes: usize,
+        compression: Compression,
+    ) -> Result<ChunkBodies, DecodeError> {
+        let encode = Self::encode_here(chunk, tag, body, max_request_bytes, compression);
+        if crate::runtime::on_multi_thread_runtime() {
+            // The wait for the second stage inside is short and driven from this thread.
+            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(encode))
+        } else {
+            encode.await
+        }
+    }
+
+    async fn encode_here(
         chunk: &[u8],
         tag: &str,
         body: &event::BodyOptions,
@@ -444,7 +464,7 @@ mod tests {
     async fn compressed_alongside_decompresses_to_the_bodies() {
         let c = chunk(1500);
         let opts = BodyOptions::default();
-        for compression in [Compression::Gzip, Compression::Zstd] {
+        for compression in [Compression::gzip(), Compression::zstd()] {
             let plain = sequential(&c, &opts, 700_000);
             let piped = ChunkBodies::encode(&c, &opts, 700_000, compression)
                 .await
@@ -550,7 +570,7 @@ mod tests {
     async fn a_bad_chunk_is_an_error_either_way() {
         let mut c = chunk(1500);
         c.push(0xc1); // never valid msgpack
-        for compression in [Compression::None, Compression::Gzip] {
+        for compression in [Compression::None, Compression::gzip()] {
             let opts = BodyOptions::default();
             let r = ChunkBodies::encode(&c, &opts, usize::MAX, compression).await;
             assert!(r.is_err(), "{compression:?}");

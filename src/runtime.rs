@@ -38,17 +38,37 @@ pub enum RuntimeError {
     Panicked(String),
 }
 
-/// Async worker threads: one. They only drive I/O and encode (a chunk's second stage, hashing or
-/// compressing, runs on the blocking pool, `chunk_bodies`), so one is enough for any number of
-/// instances and concurrent flushes. A second worker costs time: tokio wakes it to look for work
+/// Async worker threads: one. It only drives I/O: every CPU-heavy stage of a flush (encoding,
+/// compressing, hashing) leaves it through [`off_worker`] or runs on the blocking pool
+/// (`chunk_bodies`), so one is enough for any number of instances, and concurrent flushes
+/// (Fluent Bit `Workers 2`) encode on as many cores as there are flushes. A second worker costs time: tokio wakes it to look for work
 /// whenever a flush starts, and on a 2-core machine it then holds the core the hashing thread
 /// needs, which waited up to a whole encode for it (benches/flush: a third of k8s flushes took
 /// twice as long with two workers).
 const WORKER_THREADS: usize = 1;
 
-/// Blocking-pool threads: one per chunk being hashed or compressed, plus credential work
-/// (file reads, `credential_process`).
-const MAX_BLOCKING_THREADS: usize = 4;
+/// Blocking-pool threads: per concurrent flush one that encodes (the worker it left, replaced by
+/// a pool thread, [`off_worker`]) and one hashing or compressing its pieces, plus credential work
+/// (file reads, `credential_process`). Idle ones exit after tokio's keep-alive (10 s).
+const MAX_BLOCKING_THREADS: usize = 8;
+
+/// Runs CPU-heavy `work` without holding up the async worker: on the plugin's (multi-thread)
+/// runtime the calling task's thread hands the worker role to another thread first
+/// (`block_in_place`), so other flushes' I/O and encoding go on meanwhile; elsewhere (outside a
+/// runtime, or a single-threaded one as in unit tests) it just runs.
+pub fn off_worker<T>(work: impl FnOnce() -> T) -> T {
+    if on_multi_thread_runtime() {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
+    }
+}
+
+/// Whether the caller runs in a task of a multi-thread runtime (where `block_in_place` works).
+pub fn on_multi_thread_runtime() -> bool {
+    Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
 
 /// The runtime's handle, starting it if needed.
 pub fn handle() -> Result<Handle, RuntimeError> {

@@ -114,12 +114,12 @@ const CODECS: [Codec; 3] = [
     },
     Codec {
         name: "gzip",
-        compression: Compression::Gzip,
-        floor_name: "gzip-6, reused state",
+        compression: Compression::gzip(),
+        floor_name: "gzip-5, reused state",
     },
     Codec {
         name: "zstd",
-        compression: Compression::Zstd,
+        compression: Compression::zstd(),
         floor_name: "zstd-3, reused context",
     },
 ];
@@ -172,14 +172,145 @@ impl ZstdFloor {
     }
 }
 
-fn gzip_zlib_rs(input: &[u8], level: i32, out: &mut [u8]) -> usize {
-    let config = zlib_rs::DeflateConfig {
-        window_bits: 31, // gzip wrapper
-        ..zlib_rs::DeflateConfig::new(level)
+/// Flush throughput from 1 and from 2 threads at once (named like Fluent Bit output workers, as
+/// with `Workers 2`), one instance per codec, the k8s chunk: rounds interleaved, best of each.
+struct Scaling {
+    codec: &'static str,
+    one: f64,
+    two: f64,
+    /// The same for the codec alone (compressing the chunk's JSON; memcpy for `none`) on 1 and
+    /// on 2 threads: what the machine allows at that moment (other load takes cores too).
+    alone_one: f64,
+    alone_two: f64,
+}
+
+impl Scaling {
+    /// Throughput from 2 threads over that from 1.
+    fn ratio(&self) -> f64 {
+        self.one / self.two * 2.0
+    }
+    fn alone_ratio(&self) -> f64 {
+        self.alone_one / self.alone_two * 2.0
+    }
+}
+
+/// Seconds per call per thread of `work` run `n` times on each of `threads` threads at once.
+fn on_threads(threads: usize, n: usize, work: &(dyn Fn() + Sync)) -> f64 {
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..n {
+                    work();
+                }
+            });
+        }
+    });
+    t.elapsed().as_secs_f64() / n as f64
+}
+
+/// A host and an instance shared by the flushing threads (Fluent Bit calls one instance's flush
+/// from each of its output workers at once, so the plugin must take that).
+struct SharedInstance<'a>(&'a host::Host, &'a host::Instance);
+// SAFETY: the plugin's flush is made for concurrent calls on one instance (output workers); the
+// host's own data is only read during a flush.
+unsafe impl Sync for SharedInstance<'_> {}
+
+fn scaling(mode: &Mode, plugin: &mut host::Host, receiver: &host::Receiver) -> Vec<Scaling> {
+    let (chunk, _) = data::chunk(Variant::Kubernetes, mode.chunk_bytes, 0x5eed_f1b5_1974);
+    let url = format!("http://{}/bulk", receiver.addr);
+    let (flushes, rounds) = if mode.smoke {
+        (1, 1)
+    } else {
+        (20, mode.budget.rounds.div_ceil(2).max(2))
     };
-    let (written, rc) = zlib_rs::compress_slice(out, input, config);
-    assert_eq!(rc, zlib_rs::ReturnCode::Ok, "zlib-rs deflate");
-    written.len()
+    let json = encode_chunk(&chunk, &BodyOptions::default())
+        .expect("encodes")
+        .buf;
+    let mut out = Vec::new();
+    for (codec, compression) in [
+        ("gzip", Compression::gzip()),
+        ("zstd", Compression::zstd()),
+        ("none", Compression::None),
+    ] {
+        let instance = plugin.init(&[
+            ("endpoint", url.as_str()),
+            ("compress", codec),
+            ("aws_region", "us-east-1"),
+            ("aws_service", "es"),
+            ("aws_imds", "off"),
+        ]);
+        let shared = SharedInstance(plugin, &instance);
+        let run = |threads: usize| {
+            let t = Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..threads {
+                    let (shared, chunk) = (&shared, &chunk);
+                    s.spawn(move || {
+                        host::name_thread_like_an_output_worker();
+                        for _ in 0..flushes {
+                            assert_eq!(shared.0.flush(shared.1, chunk, TAG), FLB_OK);
+                        }
+                    });
+                }
+            });
+            // seconds per flush per thread
+            t.elapsed().as_secs_f64() / flushes as f64
+        };
+        let alone = || {
+            std::hint::black_box(compression.compress(&json).expect("compresses"));
+        };
+        run(2); // warm-up: the runtime's threads exist, connections are open
+        let (mut one, mut two) = (f64::MAX, f64::MAX);
+        let (mut alone_one, mut alone_two) = (f64::MAX, f64::MAX);
+        for _ in 0..rounds {
+            one = one.min(run(1));
+            two = two.min(run(2));
+            alone_one = alone_one.min(on_threads(1, flushes, &alone));
+            alone_two = alone_two.min(on_threads(2, flushes, &alone));
+        }
+        out.push(Scaling {
+            codec,
+            one,
+            two,
+            alone_one,
+            alone_two,
+        });
+        plugin.exit(instance);
+    }
+    out
+}
+
+/// libdeflate with a reused compressor into a reused buffer.
+struct Libdeflate {
+    c: libdeflater::Compressor,
+    out: Vec<u8>,
+}
+
+impl Libdeflate {
+    fn new(level: i32, max_input: usize) -> Libdeflate {
+        let mut c = libdeflater::Compressor::new(
+            libdeflater::CompressionLvl::new(level).expect("libdeflate level"),
+        );
+        let out = vec![0u8; c.gzip_compress_bound(max_input) + 64 * 1024];
+        Libdeflate { c, out }
+    }
+    fn whole(&mut self, input: &[u8]) -> usize {
+        self.c
+            .gzip_compress(input, &mut self.out)
+            .expect("libdeflate")
+    }
+    /// Each input its own gzip member, back to back (a valid multi-member gzip stream).
+    fn members(&mut self, inputs: &[&[u8]]) -> usize {
+        let mut at = 0;
+        for i in inputs {
+            at += self
+                .c
+                .gzip_compress(i, &mut self.out[at..])
+                .expect("libdeflate member");
+        }
+        at
+    }
 }
 
 static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -474,12 +605,12 @@ fn run_variant(
         let compress = suite.add(move || c.compress(json).expect("compresses"));
         let floor = match c {
             Compression::None => id_memcpy,
-            Compression::Gzip => {
-                let mut f = GzipFloor::new(6, json.len());
+            Compression::Gzip(level) => {
+                let mut f = GzipFloor::new(level, json.len());
                 suite.add(move || f.run(json))
             }
-            Compression::Zstd => {
-                let mut f = ZstdFloor::new(3, json.len());
+            Compression::Zstd(level) => {
+                let mut f = ZstdFloor::new(level, json.len());
                 suite.add(move || f.run(json))
             }
         };
@@ -568,7 +699,10 @@ fn run_variant(
             note: if c.is_none() {
                 String::new()
             } else {
-                format!("ratio {:.2}", json.len() as f64 / p.payload.len() as f64)
+                format!(
+                    "compressed/JSON {:.4}",
+                    p.payload.len() as f64 / json.len() as f64
+                )
             },
         });
         rows.push(Row {
@@ -635,7 +769,7 @@ fn run_variant(
 struct Alt {
     name: String,
     stat: Stat,
-    /// Compression ratio, for codecs.
+    /// Compressed size / JSON size, for codecs.
     ratio: Option<f64>,
     /// Work spread over threads: only the wall time means something.
     threads: bool,
@@ -680,7 +814,7 @@ fn encode_and_hash_pipelined(pieces: &[&[u8]], opts: &BodyOptions) -> [u8; 32] {
     })
 }
 
-/// Alternatives: gzip levels (flate2's backend and zlib-rs), zstd levels, SHA-256 libraries,
+/// Alternatives: gzip candidates (zlib-rs levels, miniz_oxide, libdeflate), zstd levels, SHA-256 libraries,
 /// and SHA-256 overlapped with transcoding; interleaved like the stages.
 fn alternatives(mode: &Mode, chunk: &[u8], json: &[u8]) -> Vec<Alt> {
     let opts = BodyOptions::default();
@@ -690,46 +824,62 @@ fn alternatives(mode: &Mode, chunk: &[u8], json: &[u8]) -> Vec<Alt> {
         <[u8; 32]>::from(Sha256::digest(json)),
         "pieces encode to the same body"
     );
+    let members: Vec<&[u8]> = json.chunks(256 << 10).collect();
     let nothing = || 0;
     let mut suite = Suite::new(&nothing);
     let mut rows: Vec<(String, measure::Id, Option<f64>, bool)> = Vec::new();
-    for level in [1u32, 3, 6] {
+    // Codec candidates (issue 18): CPU s/GB of JSON and compressed/JSON, on the k8s JSON.
+    for level in [4u32, 5, 6] {
         let mut f = GzipFloor::new(level, json.len());
         let size = f.run(json);
         let id = suite.add(move || f.run(json));
         rows.push((
-            format!("gzip-{level} flate2, backend in use"),
+            format!("gzip-{level} flate2/zlib-rs (in use)"),
             id,
-            Some(json.len() as f64 / size as f64),
-            false,
-        ));
-        let mut buf = vec![0u8; zlib_rs::compress_bound(json.len()) + 64];
-        let size = gzip_zlib_rs(json, level as i32, &mut buf);
-        let id = suite.add(move || gzip_zlib_rs(json, level as i32, &mut buf));
-        rows.push((
-            format!("gzip-{level} zlib-rs, called directly"),
-            id,
-            Some(json.len() as f64 / size as f64),
-            false,
-        ));
-        // flate2's default backend, for the choice of backend (raw deflate, as gzip's payload)
-        let size = miniz_oxide::deflate::compress_to_vec(json, level as u8).len();
-        let id = suite.add(move || miniz_oxide::deflate::compress_to_vec(json, level as u8));
-        rows.push((
-            format!("deflate-{level} miniz_oxide (flate2 default)"),
-            id,
-            Some(json.len() as f64 / size as f64),
+            Some(size as f64 / json.len() as f64),
             false,
         ));
     }
-    for level in [1, 3] {
+    // flate2's default backend, for the choice of backend (raw deflate, as gzip's payload)
+    let size = miniz_oxide::deflate::compress_to_vec(json, 6).len();
+    let id = suite.add(move || miniz_oxide::deflate::compress_to_vec(json, 6));
+    rows.push((
+        "deflate-6 miniz_oxide (flate2 default)".into(),
+        id,
+        Some(size as f64 / json.len() as f64),
+        false,
+    ));
+    for level in [6, 7] {
+        let mut d = Libdeflate::new(level, json.len());
+        let size = d.whole(json);
+        let id = suite.add(move || d.whole(json));
+        rows.push((
+            format!("gzip-{level} libdeflate, whole body"),
+            id,
+            Some(size as f64 / json.len() as f64),
+            false,
+        ));
+    }
+    // Each piece of the body as it is encoded (256 KiB) its own gzip member: what streaming
+    // libdeflate would send.
+    let mut d = Libdeflate::new(6, json.len());
+    let size = d.members(&members);
+    let members = &members;
+    let id = suite.add(move || d.members(members));
+    rows.push((
+        "gzip-6 libdeflate, 256 KiB members".into(),
+        id,
+        Some(size as f64 / json.len() as f64),
+        false,
+    ));
+    for level in [1, 2, 3] {
         let mut f = ZstdFloor::new(level, json.len());
         let size = f.run(json);
         let id = suite.add(move || f.run(json));
         rows.push((
             format!("zstd-{level}"),
             id,
-            Some(json.len() as f64 / size as f64),
+            Some(size as f64 / json.len() as f64),
             false,
         ));
     }
@@ -999,6 +1149,8 @@ fn main() {
         .buf;
     progress("alternatives");
     let alts = alternatives(&mode, &alt_chunk, &alt_json);
+    progress("scaling: 1 and 2 flushing threads");
+    let scale = scaling(&mode, &mut plugin, &receiver);
 
     // Idle: every instance initialised, nothing to do.
     progress("idle");
@@ -1022,6 +1174,7 @@ fn main() {
         (cpus, load_before, load_average()),
         &results,
         &alts,
+        &scale,
         &targets,
         threads,
     );
@@ -1091,7 +1244,15 @@ fn main() {
             "time": stat_json(&a.stat),
             "json_mb_per_s": alt_json.len() as f64 / if a.threads { a.stat.best } else { a.stat.cpu } / 1e6,
             "multi_threaded": a.threads,
-            "compression_ratio": a.ratio,
+            "cpu_s_per_gb_json": if a.threads { None } else { Some(a.stat.cpu / alt_json.len() as f64 * 1e9) },
+            "compressed_per_json": a.ratio,
+        })).collect::<Vec<_>>(),
+        "scaling": scale.iter().map(|sc| json!({
+            "compress": sc.codec,
+            "one_thread_s_per_flush": sc.one,
+            "two_threads_s_per_flush_each": sc.two,
+            "two_over_one_throughput": sc.ratio(),
+            "codec_alone_two_over_one": sc.alone_ratio(),
         })).collect::<Vec<_>>(),
         "opensearch": opensearch.json(),
         "idle_cpu_s": idle_cpu,
@@ -1165,6 +1326,7 @@ fn render(
     (cpus, load_before, load_after): (usize, Option<f64>, Option<f64>),
     results: &[VariantResult],
     alts: &[Alt],
+    scale: &[Scaling],
     targets: &[Target],
     threads: usize,
 ) -> String {
@@ -1254,8 +1416,8 @@ fn render(
         );
         let _ = writeln!(
             w,
-            "  {:<38} {:>8} {:>8} {:>8} {:>7}",
-            "", "wall ms", "cpu ms", "MB/s", "ratio"
+            "  {:<38} {:>8} {:>8} {:>8} {:>8} {:>12}",
+            "", "wall ms", "cpu ms", "MB/s", "CPU s/GB", "compr./JSON"
         );
         for a in alts {
             let (cpu, per_s) = if a.threads {
@@ -1265,12 +1427,31 @@ fn render(
             };
             let _ = writeln!(
                 w,
-                "  {:<38} {:>8} {:>8} {:>8.0} {:>7}",
+                "  {:<38} {:>8} {:>8} {:>8.0} {:>8.2} {:>12}",
                 a.name,
                 ms(a.stat.best),
                 cpu,
                 json_len as f64 / per_s / 1e6,
-                a.ratio.map_or(String::new(), |r| format!("{r:.2}"))
+                per_s / json_len as f64 * 1e9,
+                a.ratio.map_or(String::new(), |r| format!("{r:.4}"))
+            );
+        }
+    }
+    if let Some(json_len) = results.first().map(|r| r.json_len) {
+        let _ = writeln!(
+            w,
+            "\nscaling (k8s chunk, one instance, flushes from 1 and from 2 threads at once; JSON \
+             MB/s from wall time; target for gzip >= 1.7x on 2 cores):"
+        );
+        for sc in scale {
+            let _ = writeln!(
+                w,
+                "  {:<6} 1 thread {:>7.0} MB/s   2 threads {:>7.0} MB/s   {:.2}x   (codec alone: {:.2}x)",
+                sc.codec,
+                json_len as f64 / sc.one / 1e6,
+                json_len as f64 * 2.0 / sc.two / 1e6,
+                sc.ratio(),
+                sc.alone_ratio()
             );
         }
     }

@@ -152,11 +152,49 @@ impl DateFormat {
     }
 }
 
+/// `compress_level` applied to the codec `compress` chose; with `compress none` it has nothing
+/// to apply to, which is noted rather than refused (a config may switch compression off alone).
+fn with_level(
+    c: Compression,
+    v: &str,
+    notes: &mut Vec<String>,
+) -> Result<Compression, ConfigError> {
+    use crate::event::compress::{GZIP_LEVELS, ZSTD_LEVELS};
+    let n = v.trim().parse::<i32>().ok();
+    let invalid = |codec: &str, (lo, hi): (i32, i32)| {
+        ConfigError::invalid(
+            "compress_level",
+            v,
+            format!("{lo}-{hi} with compress {codec}"),
+        )
+    };
+    Ok(match c {
+        Compression::None => {
+            notes.push(format!(
+                "compress_level {} ignored: compress is none",
+                v.trim()
+            ));
+            c
+        }
+        Compression::Gzip(_) => {
+            let range = (*GZIP_LEVELS.start() as i32, *GZIP_LEVELS.end() as i32);
+            match n.and_then(|n| u32::try_from(n).ok()) {
+                Some(n) if GZIP_LEVELS.contains(&n) => Compression::Gzip(n),
+                _ => return Err(invalid("gzip", range)),
+            }
+        }
+        Compression::Zstd(_) => match n {
+            Some(n) if ZSTD_LEVELS.contains(&n) => Compression::Zstd(n),
+            _ => return Err(invalid("zstd", (*ZSTD_LEVELS.start(), *ZSTD_LEVELS.end()))),
+        },
+    })
+}
+
 fn compression_name(c: Compression) -> &'static str {
     match c {
         Compression::None => "none",
-        Compression::Gzip => "gzip",
-        Compression::Zstd => "zstd",
+        Compression::Gzip(_) => "gzip",
+        Compression::Zstd(_) => "zstd",
     }
 }
 
@@ -325,10 +363,14 @@ impl Config {
             None => Compression::None,
             Some(v) => match v.to_ascii_lowercase().as_str() {
                 "none" => Compression::None,
-                "gzip" => Compression::Gzip,
-                "zstd" => Compression::Zstd,
+                "gzip" => Compression::gzip(),
+                "zstd" => Compression::zstd(),
                 _ => return Err(ConfigError::invalid("compress", &v, "none, gzip or zstd")),
             },
+        };
+        let compress = match get("compress_level") {
+            None => compress,
+            Some(v) => with_level(compress, &v, &mut notes)?,
         };
         let headers = match get("headers") {
             None => Vec::new(),
@@ -506,7 +548,7 @@ impl Config {
         let aws = &self.aws;
         format!(
             "endpoint={} format={} json_date_key={} json_date_format={} log_key={} compress={} \
-             headers=[{}] header_tag={} max_request_bytes={} timeout={} connect_timeout={} \
+             compress_level={} headers=[{}] header_tag={} max_request_bytes={} timeout={} connect_timeout={} \
              tls_verify={} tls_ca_file={} tls_crt_file={} tls_key_file={} proxy={} no_proxy={} \
              aws_auth={} aws_region={} aws_service={} aws_profile={} aws_role_arn={} \
              aws_external_id={} aws_role_session_name={} aws_sts_endpoint={} aws_imds={}",
@@ -516,6 +558,9 @@ impl Config {
             self.body.date_format.name(),
             opt(&self.body.log_key),
             compression_name(self.compress),
+            self.compress
+                .level()
+                .map_or_else(|| "-".to_string(), |l| l.to_string()),
             header_names.join(", "),
             opt(&self.header_tag),
             self.max_request_bytes,

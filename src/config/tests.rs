@@ -48,7 +48,7 @@ fn properties_are_unique_and_not_core_keys() {
         assert!(!is_core_key(p.name), "{} is withheld by Fluent Bit", p.name);
         assert!(!p.description.is_empty() && !p.description.contains('\n'));
     }
-    assert_eq!(PROPERTIES.len(), 44);
+    assert_eq!(PROPERTIES.len(), 45);
     for key in [
         "match",
         "Match_Regex",
@@ -363,14 +363,57 @@ fn json_date_format_values() {
 }
 
 #[test]
+fn compress_level_values() {
+    use crate::event::compress::{GZIP_DEFAULT_LEVEL, ZSTD_DEFAULT_LEVEL};
+    let level = |c: &str, l: &str| ok(&[("compress", c), ("compress_level", l)]).compress;
+    assert_eq!(
+        ok(&[("compress", "gzip")]).compress,
+        Compression::Gzip(GZIP_DEFAULT_LEVEL)
+    );
+    assert_eq!(
+        ok(&[("compress", "zstd")]).compress,
+        Compression::Zstd(ZSTD_DEFAULT_LEVEL)
+    );
+    assert_eq!(level("gzip", "1"), Compression::Gzip(1));
+    assert_eq!(level("gzip", " 9 "), Compression::Gzip(9));
+    assert_eq!(level("zstd", "1"), Compression::Zstd(1));
+    assert_eq!(level("zstd", "19"), Compression::Zstd(19));
+    for bad in ["0", "10", "-1", "six"] {
+        assert_eq!(
+            err(&[("compress", "gzip"), ("compress_level", bad)]),
+            format!("property 'compress_level' has invalid value '{bad}': expected 1-9 with compress gzip"),
+        );
+    }
+    for bad in ["0", "20", "-5", "3.5"] {
+        assert_eq!(
+            err(&[("compress", "zstd"), ("compress_level", bad)]),
+            format!("property 'compress_level' has invalid value '{bad}': expected 1-19 with compress zstd"),
+        );
+    }
+    // Nothing to apply it to: noted, not refused.
+    let c = ok(&[("compress_level", "4")]);
+    assert_eq!(c.compress, Compression::None);
+    assert!(
+        c.notes
+            .iter()
+            .any(|n| n.contains("compress_level 4 ignored")),
+        "{:?}",
+        c.notes
+    );
+    assert!(ok(&[("compress", "zstd"), ("compress_level", "2")])
+        .redacted_summary()
+        .contains("compress=zstd compress_level=2 "));
+}
+
+#[test]
 fn compress_values() {
     for (v, want) in [
         ("none", Compression::None),
         ("NONE", Compression::None),
-        ("gzip", Compression::Gzip),
-        ("GZip", Compression::Gzip),
-        ("zstd", Compression::Zstd),
-        ("ZSTD", Compression::Zstd),
+        ("gzip", Compression::gzip()),
+        ("GZip", Compression::gzip()),
+        ("zstd", Compression::zstd()),
+        ("ZSTD", Compression::zstd()),
     ] {
         assert_eq!(ok(&[("compress", v)]).compress, want, "{v}");
     }

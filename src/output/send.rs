@@ -15,6 +15,7 @@ use crate::http::delivery::{body_excerpt, classify, header_excerpt, ResponseHead
 use crate::http::proxy::redact_url;
 use crate::log::Level;
 use crate::opensearch::response::{parse_bulk_response, FlushSummary, Outcome};
+use crate::runtime;
 use bytes::Bytes;
 use std::ops::Range;
 use std::sync::Mutex;
@@ -74,7 +75,8 @@ impl Output {
         if let Some(ready) = part.bodies.ready_payload(range) {
             return Ok(ready);
         }
-        match self.config.compress {
+        // Compressing and hashing a body not prepared alongside encoding is CPU work.
+        runtime::off_worker(|| match self.config.compress {
             // Uncompressed, the payload is the body itself: no copy of up to max_request_bytes.
             Compression::None => {
                 let body = part.bodies.body(range.clone());
@@ -89,7 +91,7 @@ impl Output {
                 let digest = chunk_bodies::sha256(&p);
                 Ok((p, digest))
             }
-        }
+        })
     }
 
     /// The payload and its SHA-256 of several record ranges sent as one body (`_bulk` bodies
@@ -107,7 +109,7 @@ impl Output {
             pieces.extend(part.bodies.body(r.clone()).pieces().iter().cloned());
         }
         let body = Payload::new(pieces);
-        match self.config.compress {
+        runtime::off_worker(|| match self.config.compress {
             Compression::None => {
                 let digest = chunk_bodies::sha256(&body);
                 Ok((body, digest))
@@ -121,7 +123,7 @@ impl Output {
                 let digest = chunk_bodies::sha256(&p);
                 Ok((p, digest))
             }
-        }
+        })
     }
 
     /// Settles records `ranges` (in request order, one `_bulk` item each) from a 2xx `_bulk`
