@@ -147,7 +147,7 @@ impl Output {
                     return Sent::Retry;
                 }
             };
-            let mut again = Vec::new();
+            let (mut delivered, mut rejected, mut again) = (Vec::new(), Vec::new(), Vec::new());
             {
                 let records = pending.iter().flat_map(|r| r.clone());
                 let mut summary = part
@@ -163,15 +163,18 @@ impl Output {
                         s.add(item);
                     }
                     match item.outcome() {
-                        Outcome::Delivered => {
-                            part.record.settle(record..record + 1, Settled::Delivered)
-                        }
-                        Outcome::Rejected => {
-                            part.record.settle(record..record + 1, Settled::Rejected)
-                        }
+                        Outcome::Delivered => push_record(&mut delivered, record),
+                        Outcome::Rejected => push_record(&mut rejected, record),
                         Outcome::Retryable => push_record(&mut again, record),
                     }
                 }
+            }
+            // Settled in runs of records (one call for a request whose documents all went in).
+            for r in delivered {
+                part.record.settle(r, Settled::Delivered);
+            }
+            for r in rejected {
+                part.record.settle(r, Settled::Rejected);
             }
             if again.is_empty() {
                 return Sent::Settled;
