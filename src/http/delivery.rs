@@ -15,7 +15,10 @@ pub struct ResponseHead {
 impl ResponseHead {
     /// The head of a reqwest response.
     pub fn of(resp: &reqwest::Response) -> Self {
-        let header = |name: &str| {
+        // Typed header names: looking up by &str parses the name on every call (and that
+        // parser's optimised code reads an uninitialised buffer, which valgrind reports).
+        static ERROR_TYPE: http::HeaderName = http::HeaderName::from_static("x-amzn-errortype");
+        let header = |name: &http::HeaderName| {
             resp.headers()
                 .get(name)
                 .and_then(|v| v.to_str().ok())
@@ -23,9 +26,9 @@ impl ResponseHead {
         };
         ResponseHead {
             status: resp.status().as_u16(),
-            date: header("date"),
-            location: header("location"),
-            error_type: header("x-amzn-errortype"),
+            date: header(&http::header::DATE),
+            location: header(&http::header::LOCATION),
+            error_type: header(&ERROR_TYPE),
         }
     }
 }
