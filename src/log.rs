@@ -22,21 +22,42 @@ pub trait Log: Send + Sync {
 
 pub type SharedLog = Arc<dyn Log>;
 
-/// `text` as one log line: control characters escaped, at most `max` characters (`…` when cut).
+/// `text` as one log line: control characters escaped, at most `max` characters of output
+/// (then `…`).
 pub fn one_line(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max + 4));
-    for (i, c) in text.chars().enumerate() {
-        if i == max {
+    let mut written = 0;
+    for c in text.chars() {
+        let piece: String = if c.is_control() {
+            c.escape_default().collect()
+        } else {
+            c.to_string()
+        };
+        let n = piece.chars().count();
+        if written + n > max {
             out.push('…');
             break;
         }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+        out.push_str(&piece);
+        written += n;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn one_line_counts_escapes_against_the_limit() {
+        assert_eq!(super::one_line("abc", 3), "abc");
+        assert_eq!(super::one_line("abcd", 3), "abc…");
+        assert_eq!(super::one_line("a\u{1}", 3), "a…");
+        let long = "\u{1}".repeat(100);
+        let s = super::one_line(&long, 20);
+        assert!(
+            s.chars().count() <= 21 && !s.chars().any(char::is_control),
+            "{s}"
+        );
+    }
 }
 
 /// Log helper: formats only when the level is enabled.
