@@ -2,12 +2,12 @@
 //!
 //! Parsed in one streaming pass with serde: only `errors` and, per item, its operation key,
 //! `status`, `_index` and `error.type`/`error.reason` are kept; everything else is skipped with
-//! [`IgnoredAny`], and keys may come in any order (`errors` need not come first). No tree of the
+//! [`Skip`], and keys may come in any order (`errors` need not come first). No tree of the
 //! response is built. Items are classified by `status` only, never by error type names (which
 //! differ between Elasticsearch and OpenSearch versions).
 
 use crate::log::one_line;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -155,6 +155,50 @@ pub fn parse_bulk_response(
     })
 }
 
+/// A value that is not kept but read in full: unlike serde's `IgnoredAny`, whose skipping of
+/// strings checks neither their escapes nor their UTF-8, so that what the parser accepts is JSON
+/// (found by the bulk_response fuzz target). Strings without escapes are borrowed, not copied.
+struct Skip;
+
+impl<'de> de::Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(Skip)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = Skip;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_unit<E>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+}
+
 struct ResponseVisitor;
 
 impl<'de> Visitor<'de> for ResponseVisitor {
@@ -171,7 +215,7 @@ impl<'de> Visitor<'de> for ResponseVisitor {
                 "errors" => errors = Some(map.next_value::<bool>()?),
                 "items" => items = Some(map.next_value_seed(ItemsSeed)?),
                 _ => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Skip>()?;
                 }
             }
         }
@@ -257,7 +301,7 @@ impl<'de> Visitor<'de> for ItemSeed {
             }
         };
         let item = map.next_value_seed(ItemBodySeed(op))?;
-        if map.next_key::<IgnoredAny>()?.is_some() {
+        if map.next_key::<Skip>()?.is_some() {
             return Err(de::Error::custom("an item with more than one operation"));
         }
         Ok(item)
@@ -288,7 +332,7 @@ impl<'de> Visitor<'de> for ItemBodySeed {
                 "_index" => index = Some(map.next_value::<Key>()?),
                 "error" => error = Some(map.next_value::<ErrorField>()?.0),
                 _ => {
-                    map.next_value::<IgnoredAny>()?;
+                    map.next_value::<Skip>()?;
                 }
             }
         }
@@ -340,7 +384,7 @@ impl<'de> de::Deserialize<'de> for ErrorField {
                                 .unwrap_or_default()
                         }
                         _ => {
-                            map.next_value::<IgnoredAny>()?;
+                            map.next_value::<Skip>()?;
                         }
                     }
                 }
