@@ -8,6 +8,8 @@
 
 pub mod classic;
 pub mod instance;
+#[cfg(test)]
+mod test_dir;
 pub mod yaml;
 
 use std::fmt;

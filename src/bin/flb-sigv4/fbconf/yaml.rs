@@ -368,29 +368,7 @@ impl Reader {
 mod tests {
     use super::*;
 
-    struct Dir(PathBuf);
-    impl Dir {
-        fn new() -> Dir {
-            let p = std::env::temp_dir().join(format!(
-                "flb-sigv4-doctor-yaml-{}-{}",
-                std::process::id(),
-                fastrand::u64(..)
-            ));
-            std::fs::create_dir_all(&p).expect("mkdir");
-            Dir(p)
-        }
-        fn write(&self, rel: &str, text: &str) -> PathBuf {
-            let p = self.0.join(rel);
-            std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-            std::fs::write(&p, text).expect("write");
-            p
-        }
-    }
-    impl Drop for Dir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::fbconf::test_dir::Dir;
 
     #[test]
     fn key_translation() {
@@ -403,7 +381,7 @@ mod tests {
 
     #[test]
     fn env_includes_service_outputs() {
-        let d = Dir::new();
+        let d = Dir::new("yaml");
         let main = d.write(
             "conf/main.yaml",
             "env:\n  REGION: eu-west-1\n  EP: https://e.example/x\nincludes:\n  - outputs/*.yaml\n  - more.yaml\nservice:\n  flush: 1\n  hotReload: on\npipeline:\n  inputs:\n    - name: dummy\n",
@@ -452,7 +430,7 @@ mod tests {
 
     #[test]
     fn errors() {
-        let d = Dir::new();
+        let d = Dir::new("yaml");
         let bad = d.write("bad.yaml", "pipeline:\n  outputs:\n    - name: [\n");
         assert!(read(&bad).is_err());
         let nested = d.write("nested.yaml", "env:\n  A:\n    b: c\n");
