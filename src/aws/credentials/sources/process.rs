@@ -344,17 +344,7 @@ mod tests {
             .await
             .expect_err("timeout");
         assert!(err.to_string().contains("did not finish"), "{err}");
-        let pid: u32 = std::fs::read_to_string(&file)
-            .expect("grandchild pid written")
-            .trim()
-            .parse()
-            .expect("pid");
-        let _ = std::fs::remove_file(&file);
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while !dead(pid) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(dead(pid), "grandchild {pid} still runs");
+        assert_grandchild_killed(&file).await;
     }
 
     #[tokio::test]
@@ -373,12 +363,17 @@ mod tests {
         // Instance shutdown aborts the refresh task, dropping the fetch future.
         task.abort();
         let _ = task.await;
-        let pid: u32 = std::fs::read_to_string(&file)
-            .expect("pid")
+        assert_grandchild_killed(&file).await;
+    }
+
+    /// The pid the test command wrote to `file` belongs to a process that ends within 3 s.
+    async fn assert_grandchild_killed(file: &std::path::Path) {
+        let pid: u32 = std::fs::read_to_string(file)
+            .expect("grandchild pid written")
             .trim()
             .parse()
             .expect("pid");
-        let _ = std::fs::remove_file(&file);
+        let _ = std::fs::remove_file(file);
         let deadline = Instant::now() + Duration::from_secs(3);
         while !dead(pid) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
