@@ -210,6 +210,7 @@ static int g_description_reads;
 static int *g_threads_after_cycle;
 static int g_threads_before;
 static int *g_fds_after_cycle;
+static long *g_rss_kb_after_cycle; /* resident set after each dlclose (KiB) */
 static int g_fds_before;
 static long *g_leaked_after_cycle; /* memcheck's leaked bytes (definite + indirect); -1: none */
 static int *g_so_mapped_after_cycle;
@@ -826,6 +827,20 @@ static void print_new_fds(FILE *o)
         closedir(d);
     }
     fputc(']', o);
+}
+
+static long rss_kb_now(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, resident = -1;
+    if (!f) {
+        return -1;
+    }
+    if (fscanf(f, "%ld %ld", &size, &resident) != 2) {
+        resident = -1;
+    }
+    fclose(f);
+    return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 static int count_fds(void)
@@ -1752,6 +1767,7 @@ static void usage(FILE *out)
             "The summary also counts open file descriptors: fds_before (before the first\n"
             "load), fds_after_cycle (after each dlclose), fds_at_end, and fds_new_at_end\n"
             "lists [fd, target] of those open at the end that were not before the load.\n"
+            "rss_kb_after_cycle: the host's resident set (KiB) after each dlclose.\n"
             "With new-first the *_after_cycle figures are taken after the old library's\n"
             "dlclose, when the next one is already registered.\n"
             "\n"
@@ -1961,6 +1977,10 @@ static void print_summary(int cycles_run, int rc)
     for (c = 0; c < cycles_run; c++) {
         fprintf(o, "%s%d", c ? "," : "", g_fds_after_cycle[c]);
     }
+    fprintf(o, "],\"rss_kb_after_cycle\":[");
+    for (c = 0; c < cycles_run; c++) {
+        fprintf(o, "%s%ld", c ? "," : "", g_rss_kb_after_cycle[c]);
+    }
     fprintf(o, "],\"fds_at_end\":%d,\"fds_new_at_end\":", count_fds());
     print_new_fds(o);
     fprintf(o, ",\"leaked_after_cycle\":[");
@@ -2048,6 +2068,7 @@ int main(int argc, char **argv)
         build_jobs();
         g_threads_after_cycle = xcalloc((size_t) g_opt.cycles, sizeof(int));
         g_fds_after_cycle = xcalloc((size_t) g_opt.cycles, sizeof(int));
+        g_rss_kb_after_cycle = xcalloc((size_t) g_opt.cycles, sizeof(long));
         g_leaked_after_cycle = xcalloc((size_t) g_opt.cycles, sizeof(long));
         g_so_mapped_after_cycle = xcalloc((size_t) g_opt.cycles, sizeof(int));
         g_reload_same_handle = xcalloc((size_t) g_opt.cycles, sizeof(int));
@@ -2074,6 +2095,7 @@ int main(int argc, char **argv)
                 print_thread_names(cycle);
             }
             g_fds_after_cycle[cycle] = count_fds();
+            g_rss_kb_after_cycle[cycle] = rss_kb_now();
             g_leaked_after_cycle[cycle] = leaked_bytes_now();
             if (rc) {
                 break;
@@ -2096,6 +2118,7 @@ int main(int argc, char **argv)
     free(g_chunks);
     free(g_threads_after_cycle);
     free(g_fds_after_cycle);
+    free(g_rss_kb_after_cycle);
     free(g_leaked_after_cycle);
     free(g_so_mapped_after_cycle);
     free(g_reload_same_handle);
