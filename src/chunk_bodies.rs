@@ -88,9 +88,9 @@ impl ChunkBodies {
     /// [`encode`](Self::encode) for a chunk whose tag the body may carry (`format opensearch`
     /// with `include_tag_key`).
     ///
-    /// On the plugin's runtime this runs off the async worker (`runtime::off_worker`): encoding
-    /// is the largest CPU cost of a flush, and concurrent flushes must not queue behind one
-    /// thread for it.
+    /// When other flushes share the plugin's runtime this runs off the async worker (see
+    /// `runtime::off_worker`): encoding is the largest CPU cost of a flush, and concurrent
+    /// flushes must not queue behind one thread for it.
     pub async fn encode_tagged(
         chunk: &[u8],
         tag: &str,
@@ -99,7 +99,7 @@ impl ChunkBodies {
         compression: Compression,
     ) -> Result<ChunkBodies, DecodeError> {
         let encode = Self::encode_here(chunk, tag, body, max_request_bytes, compression);
-        if crate::runtime::on_multi_thread_runtime() {
+        if crate::runtime::must_leave_worker() {
             // The wait for the second stage inside is short and driven from this thread.
             tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(encode))
         } else {

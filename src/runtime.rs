@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::runtime::{Builder, Handle, Runtime};
@@ -38,10 +39,11 @@ pub enum RuntimeError {
     Panicked(String),
 }
 
-/// Async worker threads: one. It only drives I/O: every CPU-heavy stage of a flush (encoding,
-/// compressing, hashing) leaves it through [`off_worker`] or runs on the blocking pool
-/// (`chunk_bodies`), so one is enough for any number of instances, and concurrent flushes
-/// (Fluent Bit `Workers 2`) encode on as many cores as there are flushes. A second worker costs time: tokio wakes it to look for work
+/// Async worker threads: one. When flushes run concurrently (Fluent Bit `Workers 2`) it only
+/// drives I/O: every CPU-heavy stage of a flush (encoding, compressing, hashing) leaves it
+/// through [`off_worker`] or runs on the blocking pool (`chunk_bodies`), so one is enough for
+/// any number of instances, and concurrent flushes encode on as many cores as there are
+/// flushes. A second worker costs time: tokio wakes it to look for work
 /// whenever a flush starts, and on a 2-core machine it then holds the core the hashing thread
 /// needs, which waited up to a whole encode for it (benches/flush: a third of k8s flushes took
 /// twice as long with two workers).
@@ -52,12 +54,42 @@ const WORKER_THREADS: usize = 1;
 /// (file reads, `credential_process`). Idle ones exit after tokio's keep-alive (10 s).
 const MAX_BLOCKING_THREADS: usize = 8;
 
-/// Runs CPU-heavy `work` without holding up the async worker: on the plugin's (multi-thread)
-/// runtime the calling task's thread hands the worker role to another thread first
-/// (`block_in_place`), so other flushes' I/O and encoding go on meanwhile; elsewhere (outside a
-/// runtime, or a single-threaded one as in unit tests) it just runs.
+/// Flushes started by Fluent Bit (of every instance) whose work is not finished, including
+/// those going on in the background after the engine thread was answered.
+static FLUSHES: AtomicUsize = AtomicUsize::new(0);
+
+/// One flush counted in [`FLUSHES`] from Fluent Bit's call (taken on its thread, before the
+/// work is spawned, so a flush waiting for the worker already counts) until its work is done.
+#[must_use]
+pub struct FlushInProgress(());
+
+impl FlushInProgress {
+    pub fn enter() -> FlushInProgress {
+        FLUSHES.fetch_add(1, Ordering::Relaxed);
+        FlushInProgress(())
+    }
+}
+
+impl Drop for FlushInProgress {
+    fn drop(&mut self) {
+        FLUSHES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether CPU-heavy work must leave the async worker: only when another flush shares the
+/// runtime, whose I/O or encoding would otherwise wait for it. Alone, a flush keeps the worker:
+/// handing the worker role to another thread (`block_in_place`) wakes a thread and moves the
+/// flush's I/O to it, ~15% of an uncompressed 2 MiB flush (benches/flush, README there).
+pub fn must_leave_worker() -> bool {
+    FLUSHES.load(Ordering::Relaxed) > 1 && on_multi_thread_runtime()
+}
+
+/// Runs CPU-heavy `work` without holding up other flushes: when [`must_leave_worker`], the
+/// calling task's thread hands the worker role to another thread first (`block_in_place`), so
+/// other flushes' I/O and encoding go on meanwhile; otherwise (alone, outside a runtime, or on a
+/// single-threaded one as in unit tests) it just runs.
 pub fn off_worker<T>(work: impl FnOnce() -> T) -> T {
-    if on_multi_thread_runtime() {
+    if must_leave_worker() {
         tokio::task::block_in_place(work)
     } else {
         work()

@@ -239,6 +239,7 @@ fn serve(mut s: TcpStream, stats: &ReceiverStats) -> std::io::Result<()> {
     let mut buf = [0u8; 64 * 1024];
     let mut have = 0usize;
     let mut cpu_mark = crate::measure::thread_cpu_ns();
+    let mut answer: Option<(u64, Vec<u8>)> = None;
     loop {
         let head_end = loop {
             if let Some(p) = find(&buf[..have], b"\r\n\r\n") {
@@ -297,7 +298,12 @@ fn serve(mut s: TcpStream, stats: &ReceiverStats) -> std::io::Result<()> {
         if bulk {
             let docs = newlines / 2;
             stats.bulk_docs.fetch_add(docs, Ordering::SeqCst);
-            write_bulk_answer(&mut s, docs)?;
+            if answer.as_ref().map_or(true, |(n, _)| *n != docs) {
+                answer = Some((docs, bulk_answer(docs)));
+            }
+            if let Some((_, bytes)) = &answer {
+                s.write_all(bytes)?;
+            }
         } else {
             s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")?;
         }
@@ -307,49 +313,29 @@ fn serve(mut s: TcpStream, stats: &ReceiverStats) -> std::io::Result<()> {
     }
 }
 
+/// Counted in u8 lanes over runs of at most 255 bytes: LLVM vectorises this fully, where a
+/// plain `filter().count()` widened every byte to a u64 lane and cost the receiver (which shares
+/// the cores with the plugin) 16% of a `_bulk` flush's CPU.
 fn count_newlines(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+    bytes
+        .chunks(255)
+        .map(|run| u64::from(run.iter().fold(0u8, |n, &b| n + u8::from(b == b'\n'))))
+        .sum()
 }
 
-/// `{"took":1,"errors":false,"items":[{"create":{…,"status":201}},…]}` for `docs` documents,
-/// written in pieces from static text (no allocation per request).
-fn write_bulk_answer(s: &mut TcpStream, docs: u64) -> std::io::Result<()> {
-    const HEAD: &[u8] = b"{\"took\":1,\"errors\":false,\"items\":[";
-    const ITEM: &[u8] = b"{\"create\":{\"_index\":\"b\",\"_id\":\"x\",\"_version\":1,\"result\":\"created\",\"status\":201}}";
-    const TAIL: &[u8] = b"]}";
-    let len =
-        HEAD.len() as u64 + docs * ITEM.len() as u64 + docs.saturating_sub(1) + TAIL.len() as u64;
-    let mut line = [0u8; 64];
-    let mut w = &mut line[..];
-    write!(w, "HTTP/1.1 200 OK\r\ncontent-length: {len}\r\n\r\n")?;
-    let n = 64 - w.len();
-    let out = s;
-    out.write_all(&line[..n])?;
-    out.write_all(HEAD)?;
-    let mut items = [0u8; 16 * 1024];
-    let per = items.len() / (ITEM.len() + 1);
-    for (i, slot) in items.chunks_exact_mut(ITEM.len() + 1).take(per).enumerate() {
-        slot[0] = if i == 0 { b' ' } else { b',' };
-        slot[1..].copy_from_slice(ITEM);
-    }
-    let mut left = docs;
-    let mut first = true;
-    while left > 0 {
-        let k = left.min(per as u64) as usize;
-        let mut piece = &items[..k * (ITEM.len() + 1)];
-        if first {
-            // The first item has no comma before it (the slot's leading byte is skipped).
-            piece = &piece[1..];
-            first = false;
-        } else {
-            // Every later piece starts with a comma; its first slot byte is a space: fix it up.
-            out.write_all(b",")?;
-            piece = &piece[1..];
-        }
-        out.write_all(piece)?;
-        left -= k as u64;
-    }
-    out.write_all(TAIL)
+/// The whole answer (status line, headers, body) to a `_bulk` request of `docs` documents:
+/// `{"took":1,"errors":false,"items":[{"create":{…,"status":201}},…]}`. Built once per document
+/// count and kept by the connection, so the receiver (which shares the cores with the plugin)
+/// answers with one write.
+fn bulk_answer(docs: u64) -> Vec<u8> {
+    const HEAD: &str = "{\"took\":1,\"errors\":false,\"items\":[";
+    // An item as OpenSearch 2 writes it for a created document (an _id of its own, shards).
+    const ITEM: &str = "{\"create\":{\"_index\":\"fluent-bit\",\"_id\":\"kX3vT5QBk2Yc0dRr9aZ1\",\"_version\":1,\"result\":\"created\",\"_shards\":{\"total\":2,\"successful\":2,\"failed\":0},\"_seq_no\":1283,\"_primary_term\":1,\"status\":201}}";
+    let items = vec![ITEM; docs as usize].join(",");
+    let body = format!("{HEAD}{items}]}}");
+    let mut out = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len()).into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
 }
 
 /// The send floor: one keep-alive connection that POSTs a body with a SigV4-sized header block

@@ -632,18 +632,43 @@ pub fn check_proxy(data: &[u8]) {
 /// text is bounded and on one line; the summary line stays bounded.
 pub fn check_bulk_response(data: &[u8]) {
     use flb_sigv4::opensearch::response::{
-        classify, parse_bulk_response, FlushSummary, MAX_REASON_CHARS,
+        classify, parse_bulk_response, FlushSummary, Items, MAX_REASON_CHARS,
     };
     let Ok(r) = parse_bulk_response(data, None) else {
         return;
     };
-    let v: serde_json::Value =
-        serde_json::from_slice(data).expect("accepted by the parser but not JSON");
+    let v: serde_json::Value = match serde_json::from_slice(data) {
+        Ok(v) => v,
+        Err(e) => {
+            // The parser skips what it does not keep without reading it as a value: it may
+            // accept what RFC 8259 leaves to implementations and serde_json refuses, nothing
+            // else (module docs of opensearch::response).
+            let why = e.to_string();
+            assert!(
+                why.starts_with("number out of range")
+                    || why.starts_with("lone leading surrogate")
+                    || why.starts_with("unexpected end of hex escape"),
+                "accepted by the parser but not JSON: {why}"
+            );
+            return;
+        }
+    };
     let items = v["items"]
         .as_array()
         .expect("accepted without an items array");
     assert_eq!(items.len(), r.items.len());
-    for (item, got) in items.iter().zip(&r.items) {
+    let each = match &r.items {
+        Items::Each(each) => each.as_slice(),
+        Items::AllDelivered(_) => {
+            assert_eq!(
+                v["errors"],
+                serde_json::Value::Bool(false),
+                "counted only after errors: false"
+            );
+            &[]
+        }
+    };
+    for (item, got) in items.iter().zip(each) {
         let obj = item.as_object().expect("item object");
         assert_eq!(obj.len(), 1, "one operation per item");
         let (op, body) = obj.iter().next().expect("op");

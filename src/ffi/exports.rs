@@ -273,8 +273,10 @@ fn report_failure(output: &Output, error: Option<runtime::RuntimeError>) -> c_in
 fn flush_waiting(output: Arc<Output>, chunk: LentChunk, tag: String) -> c_int {
     let start = std::time::Instant::now();
     let log = output.log();
+    let in_progress = runtime::FlushInProgress::enter();
     match runtime::run_and_wait(Box::new(move || {
         Box::pin(async move {
+            let _in_progress = in_progress;
             // SAFETY: this future runs and is dropped before flush returns (run_and_wait).
             let chunk = unsafe { chunk.as_slice() };
             let waiter = Waiter::patient();

@@ -2,12 +2,19 @@
 //!
 //! Parsed in one streaming pass with serde: only `errors` and, per item, its operation key,
 //! `status`, `_index` and `error.type`/`error.reason` are kept; everything else is skipped with
-//! [`Skip`], and keys may come in any order (`errors` need not come first). No tree of the
-//! response is built. Items are classified by `status` only, never by error type names (which
-//! differ between Elasticsearch and OpenSearch versions).
+//! serde's `IgnoredAny`, and keys may come in any order (`errors` need not come first). When
+//! `errors: false` comes before `items` (as servers write it), the items are only counted. No
+//! tree of the response is built. Items are classified by `status` only, never by error type
+//! names (which differ between Elasticsearch and OpenSearch versions).
+//!
+//! What is accepted is JSON: the body's UTF-8 is checked first (serde_json's skipping does not),
+//! and the skipped parts follow JSON's grammar. Two things RFC 8259 leaves to implementations
+//! are not checked in skipped values: numbers beyond an f64's range (§6) and unpaired UTF-16
+//! surrogate escapes (§8.2); serde_json refuses both when it reads a value, and neither can
+//! change an outcome.
 
 use crate::log::one_line;
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -91,19 +98,56 @@ pub fn classify(op: BulkOp, status: u16) -> Outcome {
 }
 
 /// A parsed `_bulk` response.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BulkResponse {
     /// The top-level `errors` flag (`true` whenever any item failed; a 409 on `create` counts as
     /// a failure there although it is delivered for us).
     pub errors: bool,
-    pub items: Vec<BulkItem>,
+    pub items: Items,
+}
+
+/// The response's items.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Items {
+    /// `errors: false` came before `items` (as OpenSearch and Elasticsearch write it): every
+    /// item is delivered, so the items were only counted, not read one by one (less than half
+    /// the parsing time of a 2 MiB chunk's response: benches/flush README).
+    AllDelivered(usize),
+    /// Each item, in request order.
+    Each(Vec<BulkItem>),
+}
+
+impl Items {
+    pub fn len(&self) -> usize {
+        match self {
+            Items::AllDelivered(n) => *n,
+            Items::Each(items) => items.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Default for BulkResponse {
+    fn default() -> Self {
+        BulkResponse {
+            errors: false,
+            items: Items::Each(Vec::new()),
+        }
+    }
 }
 
 impl BulkResponse {
     /// Counts of (delivered, retryable, rejected) items.
     pub fn counts(&self) -> (usize, usize, usize) {
+        let items = match &self.items {
+            Items::AllDelivered(n) => return (*n, 0, 0),
+            Items::Each(items) => items,
+        };
         let mut c = (0, 0, 0);
-        for i in &self.items {
+        for i in items {
             match i.outcome() {
                 Outcome::Delivered => c.0 += 1,
                 Outcome::Retryable => c.1 += 1,
@@ -134,12 +178,12 @@ pub fn parse_bulk_response(
     // serde_json skips ignored strings without checking their UTF-8: check the whole body
     // first, so that what is accepted is JSON (found by the bulk_response fuzz target).
     std::str::from_utf8(body).map_err(|e| ResponseError::Invalid(e.to_string()))?;
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = de
-        .deserialize_map(ResponseVisitor)
-        .and_then(|r| de.end().map(|()| r))
-        .map_err(|e| ResponseError::Invalid(e.to_string()))?;
-    let (errors, items) = parsed;
+    let (errors, items) = match parse_top(body, true)? {
+        // A later duplicate `errors` key said true after the items were only counted: read
+        // them one by one after all.
+        (Some(true), Some(Items::AllDelivered(_))) => parse_top(body, false)?,
+        parsed => parsed,
+    };
     let items = items.ok_or(ResponseError::NoItems)?;
     if let Some(sent) = expected {
         if items.len() != sent {
@@ -155,54 +199,24 @@ pub fn parse_bulk_response(
     })
 }
 
-/// A value that is not kept but read in full: unlike serde's `IgnoredAny`, whose skipping of
-/// strings checks neither their escapes nor their UTF-8, so that what the parser accepts is JSON
-/// (found by the bulk_response fuzz target). Strings without escapes are borrowed, not copied.
-struct Skip;
-
-impl<'de> de::Deserialize<'de> for Skip {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(Skip)
-    }
+/// The top-level `errors` flag and items; `count_only` lets items that follow `errors: false`
+/// be counted instead of read.
+fn parse_top(
+    body: &[u8],
+    count_only: bool,
+) -> Result<(Option<bool>, Option<Items>), ResponseError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    de.deserialize_map(ResponseVisitor { count_only })
+        .and_then(|r| de.end().map(|()| r))
+        .map_err(|e| ResponseError::Invalid(e.to_string()))
 }
 
-impl<'de> Visitor<'de> for Skip {
-    type Value = Skip;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_unit<E>(self) -> Result<Skip, E> {
-        Ok(Skip)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
-        while seq.next_element::<Skip>()?.is_some() {}
-        Ok(Skip)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
-        while map.next_entry::<Skip, Skip>()?.is_some() {}
-        Ok(Skip)
-    }
+struct ResponseVisitor {
+    count_only: bool,
 }
-
-struct ResponseVisitor;
 
 impl<'de> Visitor<'de> for ResponseVisitor {
-    type Value = (Option<bool>, Option<Vec<BulkItem>>);
+    type Value = (Option<bool>, Option<Items>);
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a _bulk response object")
@@ -213,13 +227,40 @@ impl<'de> Visitor<'de> for ResponseVisitor {
         while let Some(key) = map.next_key::<Key>()? {
             match key.0.as_ref() {
                 "errors" => errors = Some(map.next_value::<bool>()?),
-                "items" => items = Some(map.next_value_seed(ItemsSeed)?),
+                "items" if self.count_only && errors == Some(false) => {
+                    items = Some(Items::AllDelivered(map.next_value_seed(CountSeed)?))
+                }
+                "items" => items = Some(Items::Each(map.next_value_seed(ItemsSeed)?)),
                 _ => {
-                    map.next_value::<Skip>()?;
+                    map.next_value::<IgnoredAny>()?;
                 }
             }
         }
         Ok((errors, items))
+    }
+}
+
+/// An array whose elements are only counted.
+struct CountSeed;
+
+impl<'de> DeserializeSeed<'de> for CountSeed {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CountSeed {
+    type Value = usize;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an items array")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+        let mut n = 0;
+        while seq.next_element::<IgnoredAny>()?.is_some() {
+            n += 1;
+        }
+        Ok(n)
     }
 }
 
@@ -301,7 +342,7 @@ impl<'de> Visitor<'de> for ItemSeed {
             }
         };
         let item = map.next_value_seed(ItemBodySeed(op))?;
-        if map.next_key::<Skip>()?.is_some() {
+        if map.next_key::<IgnoredAny>()?.is_some() {
             return Err(de::Error::custom("an item with more than one operation"));
         }
         Ok(item)
@@ -332,7 +373,7 @@ impl<'de> Visitor<'de> for ItemBodySeed {
                 "_index" => index = Some(map.next_value::<Key>()?),
                 "error" => error = Some(map.next_value::<ErrorField>()?.0),
                 _ => {
-                    map.next_value::<Skip>()?;
+                    map.next_value::<IgnoredAny>()?;
                 }
             }
         }
@@ -384,7 +425,7 @@ impl<'de> de::Deserialize<'de> for ErrorField {
                                 .unwrap_or_default()
                         }
                         _ => {
-                            map.next_value::<Skip>()?;
+                            map.next_value::<IgnoredAny>()?;
                         }
                     }
                 }
@@ -456,9 +497,15 @@ impl FlushSummary {
 
     /// Counts every item of a response.
     pub fn add_response(&mut self, response: &BulkResponse) {
-        for i in &response.items {
-            self.add(i);
+        match &response.items {
+            Items::AllDelivered(n) => self.add_delivered(*n),
+            Items::Each(items) => items.iter().for_each(|i| self.add(i)),
         }
+    }
+
+    /// Counts `n` delivered items.
+    pub fn add_delivered(&mut self, n: usize) {
+        self.delivered += n;
     }
 
     pub fn rejected(&self) -> usize {

@@ -238,7 +238,9 @@ pub fn flush_within_budget(
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let task_output = output.clone();
     let task_waiter = waiter.clone();
+    let in_progress = runtime::FlushInProgress::enter();
     handle.spawn(async move {
+        let _in_progress = in_progress;
         let outcome = runtime::catch_panic(task_output.flush(
             &chunk,
             &tag,

@@ -14,7 +14,7 @@ use crate::http::client::transport_hint;
 use crate::http::delivery::{body_excerpt, classify, header_excerpt, ResponseHead, Verdict};
 use crate::http::proxy::redact_url;
 use crate::log::Level;
-use crate::opensearch::response::{parse_bulk_response, FlushSummary, Outcome};
+use crate::opensearch::response::{parse_bulk_response, FlushSummary, Items, Outcome};
 use crate::runtime;
 use bytes::Bytes;
 use std::ops::Range;
@@ -147,6 +147,18 @@ impl Output {
                     return Sent::Retry;
                 }
             };
+            let items = match parsed.items {
+                Items::AllDelivered(n) => {
+                    if let Some(m) = part.bulk {
+                        m.lock().unwrap_or_else(|p| p.into_inner()).add_delivered(n);
+                    }
+                    for r in pending {
+                        part.record.settle(r, Settled::Delivered);
+                    }
+                    return Sent::Settled;
+                }
+                Items::Each(items) => items,
+            };
             let (mut delivered, mut rejected, mut again) = (Vec::new(), Vec::new(), Vec::new());
             {
                 let records = pending.iter().flat_map(|r| r.clone());
@@ -154,7 +166,7 @@ impl Output {
                     .bulk
                     .map(|m| m.lock().unwrap_or_else(|p| p.into_inner()));
                 let last = attempt == BULK_ITEM_RETRIES;
-                for (record, item) in records.zip(parsed.items.iter()) {
+                for (record, item) in records.zip(items.iter()) {
                     // Documents to retry count in the summary only once no retry is left.
                     if let Some(s) = summary
                         .as_mut()

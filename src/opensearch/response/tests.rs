@@ -5,8 +5,16 @@ use super::*;
 const DOCS_EXAMPLE: &[u8] = include_bytes!("../../../tests/fixtures/opensearch/docs_example.json");
 const MIXED: &[u8] = include_bytes!("../../../tests/fixtures/opensearch/mixed_failures.json");
 
+/// The items read one by one (panics when they were only counted).
+fn each(r: &BulkResponse) -> &[BulkItem] {
+    match &r.items {
+        Items::Each(items) => items,
+        Items::AllDelivered(n) => panic!("{n} items only counted"),
+    }
+}
+
 fn statuses(r: &BulkResponse) -> Vec<(BulkOp, u16, Outcome)> {
-    r.items
+    each(r)
         .iter()
         .map(|i| (i.op, i.status, i.outcome()))
         .collect()
@@ -26,11 +34,11 @@ fn the_documented_example_response() {
         ]
     );
     // delivered items keep nothing
-    assert_eq!(r.items[1].index, None);
-    assert_eq!(r.items[2].error, None);
-    assert_eq!(r.items[3].index.as_deref(), Some("movies"));
+    assert_eq!(each(&r)[1].index, None);
+    assert_eq!(each(&r)[2].error, None);
+    assert_eq!(each(&r)[3].index.as_deref(), Some("movies"));
     assert_eq!(
-        r.items[3].error,
+        each(&r)[3].error,
         Some(ItemError {
             kind: "document_missing_exception".into(),
             reason: "[_doc][tt0816711]: document missing".into(),
@@ -58,14 +66,14 @@ fn errors_last_and_every_class_of_failure() {
         ]
     );
     // the field-value preview (document content) is cut off
-    let e = r.items[1].error.as_ref().expect("error");
+    let e = each(&r)[1].error.as_ref().expect("error");
     assert_eq!(
         e.reason,
         "failed to parse field [n] of type [long] in document with id 'b'"
     );
     assert!(!format!("{r:?}").contains("secret-value"));
     // control characters escaped
-    assert_eq!(r.items[6].index.as_deref(), Some("bad\\u{0}index"));
+    assert_eq!(each(&r)[6].index.as_deref(), Some("bad\\u{0}index"));
     assert_eq!(
         parse_bulk_response(MIXED, Some(8)),
         Err(ResponseError::ItemCount { got: 9, sent: 8 })
@@ -100,8 +108,8 @@ fn classification_by_status_only() {
 
 #[test]
 fn odd_but_valid_responses() {
-    let r = parse_bulk_response(br#"{"errors":false,"items":[]}"#, Some(0)).expect("ok");
-    assert_eq!(r, BulkResponse::default());
+    let r = parse_bulk_response(br#"{"errors":true,"items":[]}"#, Some(0)).expect("ok");
+    assert_eq!(r.items, Items::Each(Vec::new()));
     // no errors key; escaped keys and strings; a string error; unknown fields of any shape
     let body = br#" {"took":1,"x":{"errors":true,"items":[1]},"ite\u006ds":[
         {"create":{"status":400,"_index":"i\"x","error":"plain text reason","extra":[[{}]]}},
@@ -109,16 +117,16 @@ fn odd_but_valid_responses() {
     ]} "#;
     let r = parse_bulk_response(body, Some(2)).expect("ok");
     assert!(!r.errors);
-    assert_eq!(r.items[0].index.as_deref(), Some("i\"x"));
+    assert_eq!(each(&r)[0].index.as_deref(), Some("i\"x"));
     assert_eq!(
-        r.items[0].error,
+        each(&r)[0].error,
         Some(ItemError {
             kind: String::new(),
             reason: "plain text reason".into()
         })
     );
     assert_eq!(
-        r.items[1].error,
+        each(&r)[1].error,
         Some(ItemError {
             kind: String::new(),
             reason: String::new()
@@ -129,7 +137,7 @@ fn odd_but_valid_responses() {
         "é".repeat(500)
     );
     let r = parse_bulk_response(long.as_bytes(), Some(1)).expect("ok");
-    let reason = &r.items[0].error.as_ref().expect("e").reason;
+    let reason = &each(&r)[0].error.as_ref().expect("e").reason;
     assert_eq!(reason.chars().count(), MAX_REASON_CHARS + 1);
     assert!(reason.ends_with('…'));
 }
@@ -206,4 +214,58 @@ fn summary_line_counts_kinds_and_names_the_first_failure() {
     let line = s.line().expect("line");
     assert!(line.contains(", other x"), "{line}");
     assert!(line.len() < 1000, "{line}");
+}
+
+#[test]
+fn items_after_errors_false_are_counted_not_read() {
+    let item = r#"{"create":{"_index":"a","_id":"x","result":"created","_shards":{"total":2},"status":201}}"#;
+    let items = [item; 3].join(",");
+    let fast = format!(r#"{{"took":3,"errors":false,"items":[{items}]}}"#);
+    let r = parse_bulk_response(fast.as_bytes(), Some(3)).expect("ok");
+    assert_eq!(r.items, Items::AllDelivered(3));
+    assert!(!r.errors);
+    assert_eq!(r.counts(), (3, 0, 0));
+    assert_eq!(
+        parse_bulk_response(fast.as_bytes(), Some(4)),
+        Err(ResponseError::ItemCount { got: 3, sent: 4 })
+    );
+    let mut summary = FlushSummary::new();
+    summary.add_response(&r);
+    assert_eq!(summary.delivered(), 3);
+    assert_eq!(summary.line(), None, "nothing failed");
+    // `errors` after the items: they were read already, one by one
+    let late = format!(r#"{{"items":[{items}],"errors":false}}"#);
+    let r = parse_bulk_response(late.as_bytes(), Some(3)).expect("ok");
+    assert_eq!(each(&r).len(), 3);
+    // a later duplicate `errors: true` wins (as in serde_json's own reading): read one by one
+    let failed = r#"{"create":{"_index":"a","status":400,"error":{"type":"t","reason":"r"}}}"#;
+    let dup = format!(r#"{{"errors":false,"items":[{item},{failed}],"errors":true}}"#);
+    let r = parse_bulk_response(dup.as_bytes(), Some(2)).expect("ok");
+    assert!(r.errors);
+    assert_eq!(r.counts(), (1, 0, 1));
+    // counted items still have to be JSON values in an array
+    for bad in [
+        r#"{"errors":false,"items":{"create":{"status":201}}}"#,
+        r#"{"errors":false,"items":[{"create":{"status":201}},]}"#,
+        r#"{"errors":false,"items":[{"create":{"status":201}}"#,
+        r#"{"errors":false,"items":[{"create":{"status":2x01}}]}"#,
+        "{\"errors\":false,\"items\":[\"\u{1}\"]}",
+    ] {
+        assert!(parse_bulk_response(bad.as_bytes(), None).is_err(), "{bad}");
+    }
+    // what RFC 8259 leaves to implementations is not checked in skipped values (module docs)
+    for lenient in [
+        r#"{"took":1e400,"errors":false,"items":[]}"#,
+        r#"{"errors":false,"items":[{"create":{"_id":"\ud800","status":201}}]}"#,
+    ] {
+        assert!(
+            parse_bulk_response(lenient.as_bytes(), None).is_ok(),
+            "{lenient}"
+        );
+    }
+    // invalid UTF-8 anywhere, even in a part that is skipped
+    let mut raw = br#"{"errors":false,"items":[{"create":{"status":201,"x":""}}]}"#.to_vec();
+    let at = raw.len() - 5;
+    raw.insert(at, 0xff);
+    assert!(parse_bulk_response(&raw, None).is_err());
 }
