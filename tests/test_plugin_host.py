@@ -11,6 +11,7 @@ import collections
 import re
 import time
 
+import certifi
 import pytest
 
 from tests.conftest import CREDENTIALS, CREDS_ENV, SECRET_KEY, SESSION_TOKEN
@@ -291,6 +292,28 @@ def test_host_and_port_are_withheld(run_plugin, receiver):
     assert "init failed for instance 0" in res.stderr
     assert any("endpoint" in l.lower() for l in res.logs("error")), res.describe()
     assert receiver.requests() == []
+
+
+def test_a_host_without_ca_certificates_is_told_what_to_do(run_plugin, receiver, tmp_path):
+    """A minimal image without CA certificates (here: the system bundle pointed elsewhere): init
+    fails with the cause and what to install or set, not reqwest's bare "builder error"; with
+    SSL_CERT_FILE pointing at a bundle, or tls_ca_file (the endpoint) together with
+    AWS_CA_BUNDLE (AWS calls), it starts."""
+    no_certs = {"SSL_CERT_FILE": str(tmp_path / "none.pem"), "SSL_CERT_DIR": str(tmp_path)}
+    inst = {"endpoint": receiver.endpoint("/ca"), "aws_region": "us-east-1", "aws_service": "es"}
+    res = run_plugin([inst], [C.build_chunk(C.make_records(1))], env=no_certs)
+    assert res.returncode == H.EXIT_INIT, res.describe()
+    errors = " ".join(res.logs("error"))
+    for needle in ["No CA certificates were loaded", "ca-certificates", "SSL_CERT_FILE",
+                   "tls_ca_file", "AWS_CA_BUNDLE"]:
+        assert needle in errors, (needle, errors)
+    assert receiver.requests() == []
+    bundle = certifi.where()  # any PEM bundle (requests' dependency)
+    for fix_inst, fix_env in (({**inst, "tls_ca_file": bundle}, {**no_certs, "AWS_CA_BUNDLE": bundle}),
+                              (inst, {**no_certs, "SSL_CERT_FILE": bundle})):
+        res = run_plugin([fix_inst], [C.build_chunk(C.make_records(1))], env=fix_env)
+        assert res.returncode == 0, res.describe()
+    assert len(receiver.requests()) == 2
 
 
 def test_copied_out_http_and_opensearch_keys_warn_once_naming_the_equivalent(run_plugin, receiver):

@@ -99,7 +99,27 @@ pub fn build_client(
     }
     builder
         .build()
-        .map_err(|e| ClientError::Build(e.to_string()))
+        .map_err(|e| ClientError::Build(build_error_text(&e)))
+}
+
+/// reqwest's builder error with its causes (its own text is only "builder error"), and what to
+/// do when the cause is a host without CA certificates (a minimal container image).
+fn build_error_text(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if text.contains("No CA certificates were loaded") {
+        text.push_str(
+            " (this host has no CA certificates, as in minimal container images: install them, \
+             e.g. Debian's ca-certificates package, or mount a CA bundle and set SSL_CERT_FILE \
+             to it; tls_ca_file adds CAs for the endpoint only, AWS_CA_BUNDLE for AWS calls)",
+        );
+    }
+    text
 }
 
 /// What a common TLS failure means and how to fix it, recognised from the text of a transport
