@@ -251,6 +251,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cpu_work_leaves_the_worker_only_beside_another_flush_on_the_plugin_runtime() {
+        // Other tests may flush at the same time, so only "at least two" is certain here.
+        let (a, b) = (FlushInProgress::enter(), FlushInProgress::enter());
+        assert!(
+            !must_leave_worker(),
+            "outside a runtime there is no worker to leave"
+        );
+        // A runtime of its own: another test shuts the shared one down and restarts it.
+        let multi = Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .expect("builds");
+        let on_worker = multi.block_on(async { tokio::spawn(async { must_leave_worker() }).await });
+        assert!(
+            on_worker.expect("ran"),
+            "two flushes in progress: leave the worker"
+        );
+        let current = Builder::new_current_thread().build().expect("builds");
+        assert!(
+            !current.block_on(async { must_leave_worker() }),
+            "block_in_place is impossible on a current-thread runtime"
+        );
+        drop((a, b));
+    }
+
+    #[test]
     fn one_async_worker_whatever_the_core_count() {
         // No shutdown here: other tests share the runtime.
         let workers = handle().expect("starts").metrics().num_workers();

@@ -526,23 +526,9 @@ fn run_variant(
         // flushes chunks of that variant (the first by default) with that codec for 10 s.
         let profile = std::env::var("FLUSH_BENCH_PROFILE").unwrap_or_default();
         if profile == codec.name || profile == format!("{name}:{}", codec.name) {
-            let (started, mut took) = (Instant::now(), Vec::new());
-            while started.elapsed() < Duration::from_secs(10) {
-                let t = Instant::now();
+            profile_flushes(&format!("{name} with compress {}", codec.name), || {
                 assert_eq!(host.flush(&instance, &chunk, TAG), FLB_OK);
-                took.push(t.elapsed().as_secs_f64() * 1e3);
-            }
-            took.sort_by(f64::total_cmp);
-            let q = |p: f64| took[((took.len() - 1) as f64 * p) as usize];
-            println!(
-                "{} flushes of {name} with compress {} in 10 s; ms min {:.3} p10 {:.3} p50 {:.3} p90 {:.3}",
-                took.len(),
-                codec.name,
-                q(0.0),
-                q(0.1),
-                q(0.5),
-                q(0.9)
-            );
+            });
             std::process::exit(0);
         }
         let mut peak = 0;
@@ -1094,22 +1080,9 @@ fn opensearch_vs_json_lines(
         } else {
             &lines
         };
-        let (started, mut took) = (Instant::now(), Vec::new());
-        while started.elapsed() < Duration::from_secs(10) {
-            let t = Instant::now();
+        profile_flushes(&format!("k8s in format {profile}"), || {
             assert_eq!(plugin.flush(instance, &chunk, TAG), FLB_OK);
-            took.push(t.elapsed().as_secs_f64() * 1e3);
-        }
-        took.sort_by(f64::total_cmp);
-        let q = |p: f64| took[((took.len() - 1) as f64 * p) as usize];
-        println!(
-            "{} flushes of k8s in format {profile} in 10 s; ms min {:.3} p10 {:.3} p50 {:.3} p90 {:.3}",
-            took.len(),
-            q(0.0),
-            q(0.1),
-            q(0.5),
-            q(0.9)
-        );
+        });
         std::process::exit(0);
     }
     let (chunk, lines_ref, bulk_ref) = (&chunk, &lines, &bulk);
@@ -1130,6 +1103,26 @@ fn opensearch_vs_json_lines(
     drop(suite);
     instances.extend([lines, bulk]);
     result
+}
+
+/// Flushes with `flush` for 10 s and prints the count and latency percentiles (for a profiler).
+fn profile_flushes(what: &str, mut flush: impl FnMut()) {
+    let (started, mut took) = (Instant::now(), Vec::new());
+    while started.elapsed() < Duration::from_secs(10) {
+        let t = Instant::now();
+        flush();
+        took.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    took.sort_by(f64::total_cmp);
+    let q = |p: f64| took[((took.len() - 1) as f64 * p) as usize];
+    println!(
+        "{} flushes of {what} in 10 s; ms min {:.3} p10 {:.3} p50 {:.3} p90 {:.3}",
+        took.len(),
+        q(0.0),
+        q(0.1),
+        q(0.5),
+        q(0.9)
+    );
 }
 
 /// The benchmark's Kubernetes-style records as JSON lines without a date key, for
