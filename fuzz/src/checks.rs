@@ -438,9 +438,13 @@ pub fn expected_date_text(ts: Timestamp, f: DateFormat) -> String {
     let total = i128::from(ts.secs) * 1_000_000_000 + i128::from(ts.nanos);
     match f {
         DateFormat::Double => {
-            let sign = if total < 0 { "-" } else { "" };
-            let a = total.unsigned_abs();
-            format!("{sign}{}.{:09}", a / 1_000_000_000, a % 1_000_000_000)
+            // microseconds, half away from zero; trailing zeros dropped, at least one digit
+            let micros = (total.unsigned_abs() + 500) / 1000;
+            let sign = if total < 0 && micros > 0 { "-" } else { "" };
+            let frac = format!("{:06}", micros % 1_000_000);
+            let frac = frac.trim_end_matches('0');
+            let frac = if frac.is_empty() { "0" } else { frac };
+            format!("{sign}{}.{frac}", micros / 1_000_000)
         }
         DateFormat::Epoch => ts.secs.to_string(),
         DateFormat::EpochMs => {

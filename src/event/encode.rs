@@ -30,13 +30,16 @@
 //!
 //! # Dates (`json_date_format`)
 //!
-//! Nanosecond-exact where the format allows, for any `i64` seconds (pre-1970 and far future
+//! Written from the integers (no `f64` rounding), for any `i64` seconds (pre-1970 and far future
 //! included; days are converted with the proleptic Gregorian civil-from-days algorithm):
-//! * `double`: `secs.nnnnnnnnn`, always nine fraction digits, written from the integers (no
-//!   `f64` rounding) — Fluent Bit writes an `f64` (about microsecond precision today);
+//! * `double`: seconds with the microseconds (rounded to nearest) and trailing zeros dropped,
+//!   `1700000000.123457`, `1700000000.5`, `1700000000.0` — the text `out_http` writes (`%.16g` of
+//!   an `f64`, `%.1f` for whole seconds). More digits would be noise to a reader that parses a
+//!   double (its step is ~0.24 µs at today's seconds) and cost three bytes a record;
 //! * `epoch`: integer seconds (floor); `epoch_ms`: integer milliseconds (floor);
 //! * `iso8601`: `"2023-11-14T22:13:20.123456789Z"` and `java_sql_timestamp`:
-//!   `"2023-11-14 22:13:20.123456789"` — nine fraction digits where Fluent Bit writes six. Years
+//!   `"2023-11-14 22:13:20.123456789"` — nanosecond-exact, nine fraction digits where Fluent Bit
+//!   writes six (text dates are parsed as dates, e.g. by OpenSearch's `date_nanos`). Years
 //!   outside 0000–9999 are written with a sign (`+10000-…`, `-0001-…`, ISO 8601 expanded form).
 //!
 //! # `log_key`
@@ -764,13 +767,14 @@ impl DateCache {
     /// Appends the date key and the timestamp as a JSON value in `fmt`.
     pub(super) fn json_date(&mut self, out: &mut Vec<u8>, ts: Timestamp, fmt: DateFormat) {
         match fmt {
-            DateFormat::Double if ts.secs < 0 && ts.nanos > 0 => {
+            // negative with a fraction, or microseconds that round up into the next second
+            DateFormat::Double if (ts.secs < 0 && ts.nanos > 0) || ts.nanos >= MICRO_CARRY => {
                 out.extend_from_slice(&self.lead);
                 write_decimal_secs(out, ts)
             }
             DateFormat::Double => {
                 out.extend_from_slice(self.secs_text(ts.secs, fmt));
-                push_nanos(out, ts.nanos);
+                push_micros_trimmed(out, ts.nanos);
             }
             DateFormat::Epoch => out.extend_from_slice(self.secs_text(ts.secs, fmt)),
             DateFormat::EpochMs => {
@@ -815,18 +819,46 @@ impl DateCache {
 
 /// `secs.nnnnnnnnn`, exact (negative times as `-s.nnnnnnnnn`).
 fn write_decimal_secs(out: &mut Vec<u8>, ts: Timestamp) {
-    let (neg, whole, frac) = if ts.secs < 0 && ts.nanos > 0 {
+    let (neg, mut whole, mut frac) = if ts.secs < 0 && ts.nanos > 0 {
         // secs + nanos/1e9 = -((-secs - 1) + (1e9 - nanos)/1e9)
         (true, (-(ts.secs + 1)) as u64, 1_000_000_000 - ts.nanos)
     } else {
         (ts.secs < 0, ts.secs.unsigned_abs(), ts.nanos)
     };
-    if neg {
+    if frac >= MICRO_CARRY {
+        // rounds up to the next whole second (u64 magnitude: i64::MIN's + 1 still fits)
+        whole += 1;
+        frac = 0;
+    }
+    if neg && (whole > 0 || frac >= 500) {
         out.push(b'-');
     }
     out.extend_from_slice(itoa::Buffer::new().format(whole).as_bytes());
     out.push(b'.');
-    push_nanos(out, frac);
+    push_micros_trimmed(out, frac);
+}
+
+/// Nanoseconds from which the microseconds round up to a whole second.
+const MICRO_CARRY: u32 = 999_999_500;
+
+/// Appends `nanos` (< [`MICRO_CARRY`]) rounded to microseconds, as six digits less the trailing
+/// zeros, at least one digit (`5`, `123457`, `0`).
+#[inline]
+fn push_micros_trimmed(out: &mut Vec<u8>, nanos: u32) {
+    let micros = ((nanos + 500) / 1000) as usize;
+    let pair = |v: usize| [DIGIT_PAIRS[2 * v], DIGIT_PAIRS[2 * v + 1]];
+    let (hi, lo) = (micros / 1000, micros % 1000);
+    let [a, b] = pair(hi / 10);
+    let [d, e] = pair(lo / 10);
+    let digits = [a, b, b'0' + (hi % 10) as u8, d, e, b'0' + (lo % 10) as u8];
+    // trailing zeros without branches (the last digit is random): a fixed six-byte copy, then
+    // cut; all zeros keep one digit
+    let zeros = [10, 100, 1000, 10_000, 100_000]
+        .iter()
+        .map(|&m| usize::from(micros % m == 0))
+        .sum::<usize>();
+    out.extend_from_slice(&digits);
+    out.truncate(out.len() - zeros);
 }
 
 /// Appends `n` (< 10⁹) as exactly nine digits.

@@ -37,7 +37,7 @@ pub enum Format {
 /// How the record timestamp is written under `json_date_key` (`json_date_format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DateFormat {
-    /// seconds as a float with up to 9 fractional digits, e.g. `1700000000.123456789`
+    /// seconds with up to 6 fractional digits (microseconds), as `out_http`: `1700000000.123457`
     Double,
     /// integer seconds
     Epoch,

@@ -263,17 +263,17 @@ fn both_event_forms_and_three_timestamp_encodings() {
     assert_eq!(
         dates,
         [
-            "1700000000.123456789",
-            "1700000000.000000005",
-            "1700000001.000000000",
-            "1700000002.000000000",
-            "1700000003.250000000",
-            "2.500000000",
+            "1700000000.123457",
+            "1700000000.0",
+            "1700000001.0",
+            "1700000002.0",
+            "1700000003.25",
+            "2.5",
         ]
     );
     assert_eq!(
         text(&r, 0),
-        "{\"date\":1700000000.123456789,\"msg\":\"a\",\"n\":1}\n"
+        "{\"date\":1700000000.123457,\"msg\":\"a\",\"n\":1}\n"
     );
     let vals = validate(&r, Format::JsonLines);
     let msgs: Vec<&str> = vals
@@ -377,7 +377,7 @@ fn ext_nanos_overflow_carries() {
     let mut c = Vec::new();
     event(&mut c, true, Ts::Ext(10, 1_500_000_000), simple("x", 1));
     let r = encode(&c, &opts(Format::JsonStream, DateFormat::Double));
-    assert!(text(&r, 0).starts_with("{\"date\":11.500000000,"));
+    assert!(text(&r, 0).starts_with("{\"date\":11.5,"));
 }
 
 /// The record's date text for `ts` in `df` (JSON formats).
@@ -400,7 +400,7 @@ fn every_date_format_with_known_values() {
         (
             Ts::Ext(1_700_000_000, 123_456_789),
             [
-                "1700000000.123456789",
+                "1700000000.123457",
                 "1700000000",
                 "1700000000123",
                 "\"2023-11-14T22:13:20.123456789Z\"",
@@ -410,7 +410,7 @@ fn every_date_format_with_known_values() {
         (
             Ts::UInt(0),
             [
-                "0.000000000",
+                "0.0",
                 "0",
                 "0",
                 "\"1970-01-01T00:00:00.000000000Z\"",
@@ -420,7 +420,7 @@ fn every_date_format_with_known_values() {
         (
             Ts::F64(-86_400.5),
             [
-                "-86400.500000000",
+                "-86400.5",
                 "-86401",
                 "-86400500",
                 "\"1969-12-30T23:59:59.500000000Z\"",
@@ -430,7 +430,7 @@ fn every_date_format_with_known_values() {
         (
             Ts::F64(-0.25),
             [
-                "-0.250000000",
+                "-0.25",
                 "-1",
                 "-250",
                 "\"1969-12-31T23:59:59.750000000Z\"",
@@ -440,7 +440,7 @@ fn every_date_format_with_known_values() {
         (
             Ts::Int(-62_135_596_800), // 0001-01-01
             [
-                "-62135596800.000000000",
+                "-62135596800.0",
                 "-62135596800",
                 "-62135596800000",
                 "\"0001-01-01T00:00:00.000000000Z\"",
@@ -450,7 +450,7 @@ fn every_date_format_with_known_values() {
         (
             Ts::Int(-62_167_219_201), // one second before 0000-01-01
             [
-                "-62167219201.000000000",
+                "-62167219201.0",
                 "-62167219201",
                 "-62167219201000",
                 "\"-0001-12-31T23:59:59.000000000Z\"",
@@ -460,7 +460,7 @@ fn every_date_format_with_known_values() {
         (
             Ts::UInt(253_402_300_799),
             [
-                "253402300799.000000000",
+                "253402300799.0",
                 "253402300799",
                 "253402300799000",
                 "\"9999-12-31T23:59:59.000000000Z\"",
@@ -470,7 +470,7 @@ fn every_date_format_with_known_values() {
         (
             Ts::UInt(253_402_300_800),
             [
-                "253402300800.000000000",
+                "253402300800.0",
                 "253402300800",
                 "253402300800000",
                 "\"+10000-01-01T00:00:00.000000000Z\"",
@@ -480,7 +480,7 @@ fn every_date_format_with_known_values() {
         (
             Ts::Ext(951_782_400, 999_999_999), // 2000-02-29, leap day of a /400 year
             [
-                "951782400.999999999",
+                "951782401.0",
                 "951782400",
                 "951782400999",
                 "\"2000-02-29T00:00:00.999999999Z\"",
@@ -490,7 +490,7 @@ fn every_date_format_with_known_values() {
         (
             Ts::Ext(u32::MAX - 2, 0), // unsigned EventTime seconds, 2106
             [
-                "4294967293.000000000",
+                "4294967293.0",
                 "4294967293",
                 "4294967293000",
                 "\"2106-02-07T06:28:13.000000000Z\"",
@@ -519,7 +519,7 @@ fn every_date_format_with_known_values() {
     }
     assert_eq!(
         date_json(Ts::Int(i64::MIN), Double),
-        "-9223372036854775808.000000000"
+        "-9223372036854775808.0"
     );
     assert_eq!(
         date_json(Ts::Int(i64::MIN), EpochMs),
@@ -527,8 +527,45 @@ fn every_date_format_with_known_values() {
     );
     assert_eq!(
         date_json(Ts::F64(f64::MIN), Double),
-        "-9223372036854775808.000000000"
+        "-9223372036854775808.0"
     );
+}
+
+/// `double` rounds to microseconds like `out_http`'s `%.16g` of today's seconds, drops trailing
+/// zeros, and carries a fraction that rounds up into the whole seconds, on both signs.
+#[test]
+fn double_rounds_to_microseconds() {
+    let cases: &[(Ts, &str)] = &[
+        (Ts::Ext(1_796_677_643, 403_416_000), "1796677643.403416"),
+        (Ts::Ext(1_700_000_000, 499), "1700000000.0"),
+        (Ts::Ext(1_700_000_000, 500), "1700000000.000001"),
+        (Ts::Ext(1_700_000_000, 120_000_000), "1700000000.12"),
+        (Ts::Ext(1_700_000_000, 999_999_499), "1700000000.999999"),
+        (Ts::Ext(1_700_000_000, 999_999_500), "1700000001.0"),
+        (Ts::Ext(u32::MAX - 2, 999_999_999), "4294967294.0"),
+        (Ts::F64(-1.999_999_999_5), "-2.0"),
+        (Ts::F64(-0.000_000_1), "0.0"),
+        (Ts::F64(-0.000_000_6), "-0.000001"),
+        (Ts::F64(-1.5), "-1.5"),
+    ];
+    for (ts, want) in cases {
+        assert_eq!(date_json(*ts, DateFormat::Double), *want, "{ts:?}");
+    }
+    // the same as out_http's text for every microsecond of a second's first and last 2 ms
+    for nanos in (0..2_000_000u32)
+        .chain(998_000_000..1_000_000_000)
+        .step_by(997)
+    {
+        let got = date_json(Ts::Ext(1_700_000_000, nanos), DateFormat::Double);
+        let micros = (u64::from(nanos) + 500) / 1000;
+        let v = 1_700_000_000.0 + micros as f64 / 1e6;
+        let want = if v.fract() == 0.0 {
+            format!("{v:.1}")
+        } else {
+            format!("{v:.6}").trim_end_matches('0').to_string()
+        };
+        assert_eq!(got, want, "{nanos}");
+    }
 }
 
 #[test]
