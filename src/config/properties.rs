@@ -63,7 +63,7 @@ pub static PROPERTIES: &[Property] = &[
     prop("json_date_format", Some("double"), "Timestamp format: double, epoch, epoch_ms (also epoch_millis, epoch_milliseconds), iso8601 or java_sql_timestamp. With format opensearch the default is iso8601."),
     prop("log_key", None, "Ship only this field of each record (not with format opensearch)."),
     prop("compress", Some("none"), "Body compression: none, gzip or zstd."),
-    prop("compress_level", None, "Compression level: 1-9 with gzip (default 7), 1-19 with zstd (default 3); higher is smaller and slower. Defaults chosen by measurement (see Performance)."),
+    prop("compress_level", None, "Compression level: 1-9 with gzip (default 6; levels 3-6 index every match, see Performance), 1-19 with zstd (default 3); higher is smaller and slower. Defaults chosen by measurement."),
     prop("headers", None, "Extra request headers as 'Name: value' pairs separated by ';' (write a literal ';' in a value as '\\;'), e.g. 'X-Team: logs; X-Env: prod'."),
     prop("header_tag", None, "Name of a request header that carries the chunk's tag."),
     prop("max_request_bytes", Some("5MiB"), "Largest request body before compression; bigger chunks are split on record boundaries. Bytes, or K/KB, M/MB, G/GB (x1000, as Fluent Bit) or KiB/MiB/GiB (x1024); at least 1024."),
