@@ -96,5 +96,5 @@ pub static PROPERTIES: &[Property] = &[
     prop("suppress_type_name", Some("on"), "format opensearch: accepted for out_opensearch configurations; always on (_type is never sent)."),
     prop("time_key", Some("@timestamp"), "format opensearch: out_opensearch's name for json_date_key (json_date_key wins when both are set)."),
     prop("time_key_format", Some("%Y-%m-%dT%H:%M:%S"), "format opensearch: out_opensearch's date format, understood in its ISO forms: %Y-%m-%dT%H:%M:%S (iso8601) or %Y-%m-%d %H:%M:%S (java_sql_timestamp); json_date_format wins when both are set."),
-    prop("time_key_nanos", Some("off"), "format opensearch: accepted; dates always carry nanoseconds (nine fraction digits, which OpenSearch date fields read)."),
+    prop("time_key_nanos", Some("off"), "format opensearch: accepted; ISO dates (the default) always carry nanoseconds (nine fraction digits, which OpenSearch date fields read)."),
 ];

@@ -109,12 +109,8 @@ impl Compression {
         Ok(match self {
             Compression::None => None,
             Compression::Gzip(level) => {
-                let stream = GzipDeflate::new(level as i32, gzip_tune(level)).map_err(|e| {
-                    CompressError {
-                        codec: "gzip",
-                        source: std::io::Error::other(e),
-                    }
-                })?;
+                let stream =
+                    GzipDeflate::new(level as i32, gzip_tune(level)).map_err(gzip_error)?;
                 Some(Compressor::Gzip(stream, out))
             }
             Compression::Zstd(level) => {
@@ -129,6 +125,13 @@ impl Compression {
                 Some(Compressor::Zstd(enc))
             }
         })
+    }
+}
+
+fn gzip_error(e: crate::ffi::zlib::ZlibError) -> CompressError {
+    CompressError {
+        codec: "gzip",
+        source: std::io::Error::other(e),
     }
 }
 
@@ -158,13 +161,9 @@ impl Compressor {
 
     pub fn finish(self) -> Result<Vec<u8>, CompressError> {
         match self {
-            Compressor::Gzip(mut g, mut out) => match g.finish(&mut out) {
-                Ok(()) => Ok(out),
-                Err(e) => Err(CompressError {
-                    codec: "gzip",
-                    source: std::io::Error::other(e),
-                }),
-            },
+            Compressor::Gzip(mut g, mut out) => {
+                g.finish(&mut out).map(|()| out).map_err(gzip_error)
+            }
             Compressor::Zstd(e) => e.finish().map_err(|source| CompressError {
                 codec: "zstd",
                 source,
